@@ -1,0 +1,297 @@
+//! JSON API handlers and the routing table (`http-api.md` §3): each handler turns a [`Req`] into
+//! a [`Reply`] by calling [`crate::relay`]. Routing lives here, in one `match`.
+
+use crate::dashboard;
+use crate::error::Error;
+use crate::http::{percent_decode, Ctx, Reply, Req};
+use crate::relay::Cursor;
+use crate::{clock, json, validate};
+use serde_json::{json, Map, Value};
+use tiny_http::Method;
+
+/// Largest page of `/api/messages`.
+const MAX_LIMIT: i64 = 500;
+/// Page size of `/api/messages` when `limit` is absent or not an integer.
+const DEFAULT_LIMIT: i64 = 50;
+
+/// Dispatch a request that passed the pipeline to its handler.
+pub fn route(ctx: &Ctx, req: &Req<'_>) -> Reply {
+    let get = matches!(req.method, Method::Get | Method::Head);
+    let post = *req.method == Method::Post;
+    match req.path {
+        "/status" if get => status(),
+        "/status" => Reply::method_not_allowed("GET, HEAD"),
+        "/api/state" if get => handled(state(ctx)),
+        "/api/state" => Reply::method_not_allowed("GET, HEAD"),
+        "/api/messages" if get => handled(messages(ctx, req)),
+        "/api/messages" if post => Reply::json(
+            405,
+            &json!({
+                "error": "POST is not supported on /api/messages; it is the read listing. \
+                          Send with POST /api/send.",
+                "hint": "POST /api/send",
+            }),
+        )
+        .with_header("Allow", "GET, HEAD"),
+        "/api/messages" => Reply::method_not_allowed("GET, HEAD"),
+        "/api/send" if post => handled(send(ctx, req)),
+        "/api/send" => Reply::method_not_allowed("POST"),
+        "/api/clear" if post => handled(clear(ctx, req)),
+        "/api/clear" => Reply::method_not_allowed("POST"),
+        p if p.starts_with("/api/messages/") => {
+            let id = &p["/api/messages/".len()..];
+            if id.is_empty() || id.contains('/') {
+                not_found()
+            } else if get {
+                handled(message(ctx, id))
+            } else {
+                Reply::method_not_allowed("GET, HEAD")
+            }
+        }
+        p if ctx.config.dashboard => match dashboard::asset(p) {
+            Some(_) if !get => Reply::method_not_allowed("GET, HEAD"),
+            Some((content_type, body)) => Reply {
+                status: 200,
+                headers: vec![
+                    ("Content-Type", content_type.into()),
+                    ("Cache-Control", "no-cache".into()),
+                ],
+                body: body.to_vec(),
+            },
+            None => not_found(),
+        },
+        _ => not_found(),
+    }
+}
+
+fn not_found() -> Reply {
+    Reply::error(404, "not found")
+}
+
+/// Turn an operation result into a reply; errors get their status and JSON body, and busy
+/// replies a `Retry-After`.
+fn handled(result: Result<Reply, Error>) -> Reply {
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Error::Storage(msg) = &e {
+                eprintln!("warning: database error: {msg}");
+            }
+            let (status, body) = e.to_http();
+            let reply = Reply::json(status, &body);
+            if status == 503 {
+                reply.with_header("Retry-After", "1")
+            } else {
+                reply
+            }
+        }
+    }
+}
+
+fn status() -> Reply {
+    Reply::json(
+        200,
+        &json!({
+            "service": "claude-bridge",
+            "status": "online",
+            "version": env!("CARGO_PKG_VERSION"),
+            "server_time": clock::now(),
+        }),
+    )
+}
+
+fn state(ctx: &Ctx) -> Result<Reply, Error> {
+    let relay = &ctx.relay;
+    let stats = relay.channels()?;
+    let mut total = 0u64;
+    let channels: Vec<Value> = stats
+        .iter()
+        .map(|(id, s)| {
+            total += s.count;
+            let (group, name) = id.split_once(':').unwrap_or(("", id));
+            let last = clock::render(&s.last_timestamp);
+            json!({
+                "id": id,
+                "group": group,
+                "name": name,
+                "count": s.count,
+                "last_ts": clock::hms(&last),
+                "last_ts_full": last,
+                "senders": s.senders,
+            })
+        })
+        .collect();
+    let up = relay.uptime_seconds();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "service": "claude-bridge",
+            "status": "online",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": up,
+            "uptime_human": format!("{:02}:{:02}:{:02}", up / 3600, up / 60 % 60, up % 60),
+            "total_messages": total,
+            "channels": channels,
+            "sse_subscribers": 0,
+            "sse_dropped_events": 0,
+            "retention_days": relay.settings.retention_days,
+            "audit_enabled": relay.settings.audit_enabled,
+            "server_time": clock::now(),
+        }),
+    ))
+}
+
+/// `limit` syntax of `http-api.md` §3.3: optional sign and decimal digits after trimming ASCII
+/// whitespace; anything else is the default. Clamped to 1..=max.
+pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> i64 {
+    let n = raw.and_then(parse_int).unwrap_or(default);
+    n.clamp(1, max)
+}
+
+/// An integer with optional sign; saturates instead of overflowing. `None` if not an integer.
+pub fn parse_int(raw: &str) -> Option<i64> {
+    let t = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = digits.bytes().fold(0i64, |acc, b| {
+        acc.saturating_mul(10).saturating_add(i64::from(b - b'0'))
+    });
+    Some(if neg { -n } else { n })
+}
+
+fn messages(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
+    let relay = &ctx.relay;
+    let channel_raw = req.query_param("channel").unwrap_or_default();
+    if channel_raw.is_empty() {
+        return Ok(Reply::error(400, "channel parameter required"));
+    }
+    let channel_value = Value::String(channel_raw);
+    let channel = relay.existing_channel("channel", &channel_value)?;
+    let limit = parse_limit(
+        req.query_param("limit").as_deref(),
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+    ) as usize;
+    let since_id = req.query_param("since_id").filter(|s| !s.is_empty());
+    if let Some(s) = &since_id {
+        validate::identity_str("since_id", s, validate::MAX_REF_CHARS)?;
+    }
+    let consumer_id = req.query_param("consumer_id").filter(|s| !s.is_empty());
+    if let Some(c) = &consumer_id {
+        validate::identity_str("consumer_id", c, validate::MAX_CONSUMER_CHARS)?;
+    }
+    let full = req
+        .query_param("full")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    let page = match (&since_id, &consumer_id) {
+        (Some(id), _) => relay.read(channel, Cursor::After(id), limit)?,
+        (None, Some(consumer)) => {
+            let after = relay.store.consumer_seq(consumer, channel)?;
+            crate::relay::Page {
+                messages: relay.store.after(channel, after, limit)?,
+                stale_cursor: false,
+            }
+        }
+        (None, None) => relay.read(channel, Cursor::Newest, limit)?,
+    };
+    let mut out = Map::new();
+    out.insert("channel".into(), json!(channel));
+    out.insert(
+        "messages".into(),
+        Value::Array(page.messages.iter().map(|m| m.listing_item(full)).collect()),
+    );
+    let plain = page.messages.is_empty()
+        && since_id.is_none()
+        && consumer_id.is_none()
+        && !page.stale_cursor;
+    if !plain {
+        let next = match page.messages.last() {
+            Some(m) => json!(m.id),
+            None => json!(since_id),
+        };
+        out.insert("next_cursor".into(), next);
+    }
+    if let Some(c) = consumer_id {
+        out.insert("consumer_id".into(), json!(c));
+    }
+    if page.stale_cursor {
+        out.insert("warning".into(), json!("since_id_not_found"));
+    }
+    Ok(Reply::json(200, &Value::Object(out)))
+}
+
+fn message(ctx: &Ctx, raw_id: &str) -> Result<Reply, Error> {
+    let Some(id) = percent_decode(raw_id, false) else {
+        return Ok(not_found());
+    };
+    Ok(match ctx.relay.message(&id)? {
+        Some(m) => Reply::json(200, &m.detail()),
+        None => not_found(),
+    })
+}
+
+/// Parse the body as a JSON object (`http-api.md` §3.5 error rows).
+fn body_object(req: &Req<'_>) -> Result<Map<String, Value>, Error> {
+    match json::parse_body(&req.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::NotObject),
+        Err(json::BodyError::TooDeep) => Err(Error::TooDeep),
+        Err(json::BodyError::Invalid) => Err(Error::InvalidJson),
+    }
+}
+
+fn send(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
+    let args = body_object(req)?;
+    let send = ctx.relay.parse_send(&args)?;
+    let done = ctx.relay.send(&send)?;
+    let m = &done.message;
+    Ok(Reply::json(
+        200,
+        &json!({
+            "id": m.id,
+            "seq": m.seq,
+            "channel": m.channel,
+            "ts": clock::render(&m.timestamp),
+            "deduplicated": done.deduplicated,
+        }),
+    ))
+}
+
+fn clear(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
+    let args = body_object(req)?;
+    let channel = ctx
+        .relay
+        .existing_channel("channel", args.get("channel").unwrap_or(&Value::Null))?;
+    let cleared = ctx.relay.clear(channel)?;
+    Ok(Reply::json(
+        200,
+        &json!({"channel": channel, "cleared": cleared}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_syntax_and_clamp() {
+        assert_eq!(parse_limit(None, 50, 500), 50);
+        assert_eq!(parse_limit(Some("abc"), 50, 500), 50);
+        assert_eq!(parse_limit(Some("1.5"), 50, 500), 50);
+        assert_eq!(parse_limit(Some(""), 50, 500), 50);
+        assert_eq!(parse_limit(Some(" 7 "), 50, 500), 7);
+        assert_eq!(parse_limit(Some("+7"), 50, 500), 7);
+        assert_eq!(parse_limit(Some("0"), 50, 500), 1);
+        assert_eq!(parse_limit(Some("-5"), 50, 500), 1);
+        assert_eq!(parse_limit(Some("1000"), 50, 500), 500);
+        assert_eq!(parse_limit(Some("99999999999999999999999"), 50, 500), 500);
+        assert_eq!(parse_limit(Some("-99999999999999999999999"), 50, 500), 1);
+        assert_eq!(parse_limit(Some("-"), 50, 500), 50);
+    }
+}

@@ -1,0 +1,56 @@
+//! The composition root: turn a resolved [`Config`] into a running relay (open the store, bind,
+//! print the banner, serve until a signal).
+
+use crate::config::Config;
+use crate::http::{self, Ctx, Stop};
+use crate::relay::{Relay, Settings};
+use crate::store::Store;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Run the HTTP relay until SIGINT/SIGTERM (`Ok`) or a fatal error (`Err`, one line for
+/// `error: …`; exit code 1).
+pub fn run(config: Config) -> Result<(), String> {
+    if config.stdio {
+        return Err("--stdio is not available in this build yet".into());
+    }
+    if config.tls.is_some() {
+        return Err(
+            "TLS is not available in this build yet; terminate TLS in a reverse proxy".into(),
+        );
+    }
+    let (store, warnings) =
+        Store::open(&config.db_path, config.limits.synchronous_full).map_err(|e| e.to_string())?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    let db_abs = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
+    let listener = http::bind(config.listen, config.port)
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let relay = Relay::new(
+        store,
+        Settings {
+            max_message_bytes: config.limits.max_message_bytes,
+            retention_days: config.retention_days,
+            audit_enabled: config.audit_log,
+        },
+    );
+    let banner = crate::config::banner(&config, bound.port(), &db_abs);
+    let ctx = Arc::new(Ctx {
+        relay,
+        config,
+        bound,
+    });
+    // Printed after binding, so a reader may connect as soon as it sees it.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{banner}");
+    let _ = out.flush();
+    drop(out);
+    match http::serve(ctx, listener) {
+        Stop::Signal => Ok(()),
+        Stop::Fatal(msg) => Err(msg),
+    }
+}

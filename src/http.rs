@@ -1,0 +1,620 @@
+//! The HTTP front: listener, worker pool, and the request pipeline every request passes
+//! (`http-api.md` §2), in this order: CORS preflight → Host allow-list → Origin check → JSON media
+//! type → authentication → body size and framing → routing. Security and CORS headers are added
+//! to every reply in one place ([`finish`]).
+//!
+//! Invariants:
+//! - Requests are handled by a fixed pool of workers pulling from `Server::recv()`; no thread per
+//!   request. A handler panic becomes a JSON 500 for that request only.
+//! - A body is read through a `take(max + 1)` reader, so an oversize body (declared or chunked)
+//!   is refused as soon as the limit is crossed, never buffered whole.
+//! - If tiny_http's accept thread dies (it stops at the first `accept()` error, e.g. `EMFILE`),
+//!   a worker sees `recv()` fail and the process exits non-zero so a supervisor restarts it,
+//!   instead of silently serving nothing.
+//! - No lock is held while a reply is written: handlers return a [`Reply`] value first.
+
+use crate::api;
+use crate::config::Config;
+use crate::relay::Relay;
+use constant_time_eq::constant_time_eq;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+use tiny_http::{Header, Method, Request, Response, Server};
+
+/// How long a connection may sit silent mid-request (or idle between keep-alive requests)
+/// before the socket read fails. Longer than the longest wait a request may ask for.
+const READ_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a write may block on a client that stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Stack size of request worker threads: room for 256-deep JSON in a debug build (the memory
+/// is committed only as it is touched).
+const WORKER_STACK: usize = 2 * 1024 * 1024;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+font-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+frame-ancestors 'none'; form-action 'self'";
+
+/// A reply value: what a handler decided, before security headers are added and it is written.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers besides the ones [`finish`] adds.
+    pub headers: Vec<(&'static str, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON reply (`Content-Type: application/json`).
+    pub fn json(status: u16, value: &Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            // Serialising a Value cannot fail.
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A JSON error reply `{"error": msg}`.
+    pub fn error(status: u16, msg: &str) -> Reply {
+        Reply::json(status, &json!({ "error": msg }))
+    }
+
+    /// A 405 naming the allowed methods.
+    pub fn method_not_allowed(allow: &str) -> Reply {
+        Reply::error(405, "method not allowed").with_header("Allow", allow)
+    }
+
+    /// Add a header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A request as the handlers see it: parsed target, headers, peer, and the body (read by the
+/// pipeline, within the limit).
+pub struct Req<'a> {
+    /// The method (HEAD is answered like GET).
+    pub method: &'a Method,
+    /// The path, still percent-encoded, without the query.
+    pub path: &'a str,
+    /// The raw query string (without `?`), empty when absent.
+    pub query: &'a str,
+    /// All request headers, duplicates included.
+    pub headers: &'a [Header],
+    /// The body bytes (empty for bodiless methods).
+    pub body: Vec<u8>,
+}
+
+impl Req<'_> {
+    /// The first value of a header, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(self.headers, name)
+    }
+
+    /// The first value of a query parameter, percent-decoded (`+` as space). `None` when absent
+    /// or not valid UTF-8 after decoding.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k, true)? == name).then(|| percent_decode(v, true))?
+        })
+    }
+}
+
+/// Everything the pipeline needs, shared by every worker.
+pub struct Ctx {
+    /// The operations.
+    pub relay: Relay,
+    /// The resolved configuration.
+    pub config: Config,
+    /// The bound address (for the banner and the dashboard).
+    pub bound: SocketAddr,
+}
+
+/// Bind the listener: numeric address, `SO_REUSEADDR`, `TCP_NODELAY` and socket timeouts set on
+/// the listening socket so that every accepted connection inherits them (tiny_http never sets
+/// `TCP_NODELAY`, and without it a keep-alive reply over ~1 KiB stalls on delayed ACKs).
+pub fn bind(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(ip, port);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if ip.is_ipv6() {
+        // `::` serves IPv4 clients too where the system allows it.
+        let _ = socket.set_only_v6(false);
+    }
+    socket.set_tcp_nodelay(true)?;
+    socket.set_read_timeout(Some(READ_TIMEOUT))?;
+    socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Why serving stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// SIGINT or SIGTERM: exit 0.
+    Signal,
+    /// The listener failed for good: exit non-zero.
+    Fatal(String),
+}
+
+/// Serve requests on `listener` with a pool of workers until a signal arrives or the listener
+/// fails. Returns why it stopped.
+pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
+    let server = match Server::from_listener(listener, None) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return Stop::Fatal(format!("cannot start the HTTP server: {e}")),
+    };
+    let (tx, rx) = mpsc::channel::<Stop>();
+    for i in 0..ctx.config.limits.workers.max(1) {
+        let (ctx, server, tx) = (Arc::clone(&ctx), Arc::clone(&server), tx.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("worker-{i}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || loop {
+                match server.recv() {
+                    Ok(rq) => handle(&ctx, rq),
+                    Err(e) => {
+                        let _ = tx.send(Stop::Fatal(format!(
+                            "the listener stopped accepting connections: {e}"
+                        )));
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            return Stop::Fatal(format!("cannot start worker threads: {e}"));
+        }
+    }
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    let _ = tx.send(Stop::Signal);
+                }
+            });
+        }
+        Err(e) => return Stop::Fatal(format!("cannot install signal handlers: {e}")),
+    }
+    drop(tx);
+    let stop = rx
+        .recv()
+        .unwrap_or_else(|_| Stop::Fatal("all workers stopped".into()));
+    ctx.relay.hub.shutdown();
+    stop
+}
+
+/// Run one request through the pipeline and write the reply.
+fn handle(ctx: &Ctx, mut rq: Request) {
+    let reply = catch_unwind(AssertUnwindSafe(|| pipeline(ctx, &mut rq)))
+        .unwrap_or_else(|_| Reply::error(500, "internal error"));
+    let reply = finish(ctx, &rq, reply);
+    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
+    for (name, value) in reply.headers {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    // A client that went away is not an error worth reporting.
+    let _ = rq.respond(response);
+}
+
+/// The stages of `http-api.md` §2, first failure answers.
+fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
+    let cfg = &ctx.config;
+    let url = rq.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let method = rq.method().clone();
+    let headers = rq.headers().to_vec();
+
+    // 1. CORS preflight.
+    if method == Method::Options
+        && header(&headers, "Origin").is_some()
+        && header(&headers, "Access-Control-Request-Method").is_some()
+    {
+        return preflight(cfg, &headers);
+    }
+    // 3. Host allow-list.
+    let host = match host_of(&headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    if !host_allowed(cfg, &host.name) {
+        return Reply::error(400, "invalid host header");
+    }
+    // 4. Origin check for mutations.
+    let mutation = matches!(
+        method,
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    );
+    if mutation {
+        let origins = all(&headers, "Origin");
+        if origins.len() > 1 {
+            return Reply::error(400, "duplicate origin header");
+        }
+        if let Some(origin) = origins.first() {
+            if !origin_allowed(cfg, origin, &host, rq.secure()) {
+                return Reply::error(403, "origin not allowed");
+            }
+        }
+    }
+    // 5. JSON media type.
+    if matches!(method, Method::Post | Method::Put | Method::Patch) && wants_json_body(path) {
+        let ok = header(&headers, "Content-Type").is_some_and(is_json_media_type);
+        if !ok {
+            return Reply::error(415, "content-type must be application/json");
+        }
+    }
+    // 6. Authentication.
+    if is_protected(path) {
+        if let Some(r) = authenticate(cfg, &headers, rq.remote_addr()) {
+            return r;
+        }
+    }
+    // 7. Body size and framing.
+    let body = if mutation {
+        match read_body(rq, &headers, cfg.limits.max_request_bytes) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    } else {
+        Vec::new()
+    };
+    // 8. Routing.
+    let req = Req {
+        method: &method,
+        path,
+        query,
+        headers: &headers,
+        body,
+    };
+    api::route(ctx, &req)
+}
+
+/// Add the headers every reply carries: security headers, `Vary: Origin`, CORS headers for
+/// allow-listed origins, HSTS over TLS.
+fn finish(ctx: &Ctx, rq: &Request, mut reply: Reply) -> Reply {
+    let h = &mut reply.headers;
+    h.push(("X-Content-Type-Options", "nosniff".into()));
+    h.push(("X-Frame-Options", "DENY".into()));
+    h.push(("Referrer-Policy", "no-referrer".into()));
+    h.push((
+        "Permissions-Policy",
+        "camera=(), microphone=(), geolocation=(), payment=()".into(),
+    ));
+    h.push(("Content-Security-Policy", CSP.into()));
+    h.push(("Vary", "Origin".into()));
+    let forwarded_https = header(rq.headers(), "X-Forwarded-Proto")
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    if rq.secure() || forwarded_https {
+        h.push((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains".into(),
+        ));
+    }
+    let preflight = *rq.method() == Method::Options;
+    if !preflight {
+        if let Some(origin) = header(rq.headers(), "Origin") {
+            if cors_allowed(&ctx.config, origin) {
+                h.push(("Access-Control-Allow-Origin", origin.to_owned()));
+                h.push(("Access-Control-Allow-Credentials", "true".into()));
+                h.push(("Access-Control-Expose-Headers", "Mcp-Session-Id".into()));
+            }
+        }
+    }
+    reply
+}
+
+fn preflight(cfg: &Config, headers: &[Header]) -> Reply {
+    let origin = header(headers, "Origin").unwrap_or_default();
+    if !cors_allowed(cfg, origin) {
+        return Reply::error(400, "disallowed CORS origin");
+    }
+    Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+    .with_header("Access-Control-Allow-Origin", origin)
+    .with_header("Access-Control-Allow-Credentials", "true")
+    .with_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+    .with_header(
+        "Access-Control-Allow-Headers",
+        "Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, \
+         Accept, Accept-Language, Content-Language",
+    )
+    .with_header("Access-Control-Max-Age", "600")
+}
+
+fn cors_allowed(cfg: &Config, origin: &str) -> bool {
+    let o = origin.strip_suffix('/').unwrap_or(origin);
+    cfg.cors_origins
+        .iter()
+        .any(|a| a.strip_suffix('/').unwrap_or(a) == o)
+}
+
+/// The `Host` header, split into a lowercased hostname (IPv6 without brackets) and a port.
+struct Host {
+    name: String,
+    port: Option<u16>,
+}
+
+fn host_of(headers: &[Header]) -> Result<Host, Reply> {
+    let hosts = all(headers, "Host");
+    match hosts.as_slice() {
+        [] => Err(Reply::error(400, "invalid host header")),
+        [one] => parse_host(one).ok_or_else(|| Reply::error(400, "invalid host header")),
+        _ => Err(Reply::error(400, "duplicate host header")),
+    }
+}
+
+fn parse_host(value: &str) -> Option<Host> {
+    let v = value.trim();
+    let (name, port) = if let Some(rest) = v.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?.parse().ok()?),
+        };
+        (inside.to_ascii_lowercase(), port)
+    } else {
+        let (name, port) = match v.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p.parse::<u16>().ok()?)),
+            None => (v, None),
+        };
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+        if !ok {
+            return None;
+        }
+        (name.to_ascii_lowercase(), port)
+    };
+    Some(Host { name, port })
+}
+
+fn host_allowed(cfg: &Config, name: &str) -> bool {
+    if matches!(name, "localhost" | "127.0.0.1" | "::1") {
+        return true;
+    }
+    cfg.trusted_hosts.iter().any(|entry| {
+        let e = normalise_trusted(entry);
+        match e.strip_prefix("*.") {
+            Some(suffix) => name.len() > suffix.len() + 1 && name.ends_with(&format!(".{suffix}")),
+            None => e == name,
+        }
+    })
+}
+
+/// A trusted-host entry without port or brackets, lowercased.
+fn normalise_trusted(entry: &str) -> String {
+    let e = entry.trim();
+    if e.parse::<std::net::Ipv6Addr>().is_ok() {
+        return e.to_ascii_lowercase();
+    }
+    match parse_host(e) {
+        Some(h) => h.name,
+        None => e.to_ascii_lowercase(), // e.g. a wildcard entry
+    }
+}
+
+fn origin_allowed(cfg: &Config, origin: &str, host: &Host, secure: bool) -> bool {
+    if cors_allowed(cfg, origin) {
+        return true;
+    }
+    let scheme = if secure { "https" } else { "http" };
+    let Some(rest) = origin
+        .strip_prefix(scheme)
+        .and_then(|r| r.strip_prefix("://"))
+    else {
+        return false;
+    };
+    let Some(o) = parse_host(rest) else {
+        return false;
+    };
+    let default = if secure { 443 } else { 80 };
+    o.name == host.name && o.port.unwrap_or(default) == host.port.unwrap_or(default)
+}
+
+fn wants_json_body(path: &str) -> bool {
+    matches!(path, "/api/send" | "/api/ack" | "/api/clear" | "/mcp")
+        || path.starts_with("/messages/")
+}
+
+/// `application/json` or `application/*+json`, parameters allowed.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Paths behind authentication (`http-api.md` §2.5).
+pub fn is_protected(path: &str) -> bool {
+    matches!(path, "/sse" | "/mcp")
+        || ["/api/", "/messages/", "/events/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+}
+
+/// `None` when the request may proceed, else the refusal.
+fn authenticate(cfg: &Config, headers: &[Header], peer: Option<&SocketAddr>) -> Option<Reply> {
+    match &cfg.auth_token {
+        Some(token) => {
+            let auths = all(headers, "Authorization");
+            let ok = match auths.as_slice() {
+                [one] => match one.split_once(' ') {
+                    Some((scheme, cred)) => {
+                        scheme.eq_ignore_ascii_case("bearer")
+                            && constant_time_eq(cred.as_bytes(), token.as_bytes())
+                    }
+                    None => false,
+                },
+                _ => false,
+            };
+            (!ok).then(|| Reply::error(401, "unauthorized"))
+        }
+        None => {
+            let loopback = peer.is_some_and(|p| p.ip().is_loopback());
+            let proxied = ["X-Forwarded-For", "X-Real-IP", "Forwarded"]
+                .iter()
+                .any(|h| header(headers, h).is_some());
+            let refused = (!loopback || proxied) && !cfg.allow_unauthenticated_network;
+            refused.then(|| Reply::error(403, "unauthenticated network access is disabled"))
+        }
+    }
+}
+
+/// Read the body within `max` bytes, checking the framing headers first (`http-api.md` §2.6).
+fn read_body(rq: &mut Request, headers: &[Header], max: usize) -> Result<Vec<u8>, Reply> {
+    let lengths = all(headers, "Content-Length");
+    let encodings = all(headers, "Transfer-Encoding");
+    if lengths.len() > 1 {
+        return Err(Reply::error(400, "invalid content-length"));
+    }
+    if !lengths.is_empty() && !encodings.is_empty() {
+        return Err(Reply::error(400, "ambiguous request framing"));
+    }
+    if encodings.len() > 1
+        || encodings
+            .first()
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("chunked"))
+    {
+        return Err(Reply::error(400, "invalid transfer-encoding"));
+    }
+    if let Some(l) = lengths.first() {
+        let l = l.trim();
+        if l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Reply::error(400, "invalid content-length"));
+        }
+        // More digits than usize holds is "too large", not "invalid".
+        if l.parse::<usize>().map_or(true, |n| n > max) {
+            return Err(Reply::error(413, "request body too large"));
+        }
+    }
+    let mut body = Vec::new();
+    match rq.as_reader().take(max as u64 + 1).read_to_end(&mut body) {
+        Ok(_) if body.len() > max => Err(Reply::error(413, "request body too large")),
+        Ok(_) => Ok(body),
+        Err(_) => Err(Reply::error(400, "content-length mismatch")),
+    }
+}
+
+fn header<'h>(headers: &'h [Header], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}
+
+fn all<'h>(headers: &'h [Header], name: &str) -> Vec<&'h str> {
+    headers
+        .iter()
+        .filter(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+        .collect()
+}
+
+/// Percent-decode `s` (and `+` as space when `plus_as_space`). Malformed `%` escapes are kept
+/// as written; `None` when the result is not UTF-8.
+pub fn percent_decode(s: &str, plus_as_space: bool) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' if plus_as_space => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c", true).unwrap(), "a b c");
+        assert_eq!(percent_decode("a%20b+c", false).unwrap(), "a b+c");
+        assert_eq!(percent_decode("100%", false).unwrap(), "100%");
+        assert_eq!(percent_decode("%zz%4", false).unwrap(), "%zz%4");
+        assert_eq!(percent_decode("%41", false).unwrap(), "A");
+        assert_eq!(percent_decode("%C3%A9", false).unwrap(), "é");
+        assert!(percent_decode("%FF", false).is_none());
+    }
+
+    #[test]
+    fn host_parsing() {
+        let h = parse_host("LocalHost:8765").unwrap();
+        assert_eq!((h.name.as_str(), h.port), ("localhost", Some(8765)));
+        let h = parse_host("[::1]:80").unwrap();
+        assert_eq!((h.name.as_str(), h.port), ("::1", Some(80)));
+        assert!(parse_host("[::1").is_none());
+        assert!(parse_host("a b").is_none());
+        assert!(parse_host("host:99999").is_none());
+        assert!(parse_host("").is_none());
+    }
+
+    #[test]
+    fn media_types() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_media_type("application/vnd.api+json"));
+        assert!(!is_json_media_type("text/plain"));
+        assert!(!is_json_media_type("application/jsonx"));
+    }
+
+    #[test]
+    fn protected_paths() {
+        for p in [
+            "/api/state",
+            "/api/nope",
+            "/sse",
+            "/mcp",
+            "/messages/",
+            "/events/channel/a",
+        ] {
+            assert!(is_protected(p), "{p}");
+        }
+        for p in ["/status", "/", "/app.js", "/mcp/x", "/ssex", "/api"] {
+            assert!(!is_protected(p), "{p}");
+        }
+    }
+}

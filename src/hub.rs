@@ -1,0 +1,219 @@
+//! The in-memory wake-up: a `Mutex` + `Condvar` pair that tells waiters "something was published
+//! on your channel since you last looked".
+//!
+//! Invariant: the hub carries no messages. The store is the truth; a waiter takes a [`Ticket`]
+//! *before* it reads the store, and [`Hub::wait`] returns at once if anything was published on its
+//! channel after that ticket. So a publish that lands between the reader's query and its wait is
+//! never missed (the lost-wake-up race), and a reader that wakes catches up from the store by
+//! cursor.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// A point in the hub's publish history, taken before reading the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something was published on the channel (or by another process) after the ticket.
+    Published,
+    /// The deadline passed first.
+    TimedOut,
+    /// The relay is shutting down.
+    Shutdown,
+}
+
+#[derive(Default)]
+struct State {
+    /// Counts every publish; tickets are values of it.
+    counter: u64,
+    /// The counter value of the newest publish per channel.
+    channels: HashMap<String, u64>,
+    /// The counter value of the newest change made by another process (channel unknown).
+    external: u64,
+    shutdown: bool,
+}
+
+/// Wake-ups for waiters on channels. One per process, shared by every transport.
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+impl Hub {
+    /// A new hub with nothing published.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is a few counters; a panic while holding the lock cannot leave it torn.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take a ticket: call before reading the store, pass to [`Hub::wait`] after.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.lock().counter)
+    }
+
+    /// Announce that `channel` changed (a message was stored, or the channel was cleared).
+    pub fn publish(&self, channel: &str) {
+        let mut s = self.lock();
+        s.counter += 1;
+        let c = s.counter;
+        match s.channels.get_mut(channel) {
+            Some(v) => *v = c,
+            None => {
+                s.channels.insert(channel.to_owned(), c);
+            }
+        }
+        drop(s);
+        self.cond.notify_all();
+    }
+
+    /// Announce that another process changed the database (channel unknown): every waiter
+    /// re-checks the store.
+    pub fn publish_external(&self) {
+        let mut s = self.lock();
+        s.counter += 1;
+        s.external = s.counter;
+        drop(s);
+        self.cond.notify_all();
+    }
+
+    /// Block until something is published on `channel` after `ticket`, the deadline passes, or
+    /// the hub shuts down. Returns at once if that already happened.
+    pub fn wait(&self, channel: &str, ticket: Ticket, deadline: Instant) -> Wake {
+        let mut s = self.lock();
+        loop {
+            if s.shutdown {
+                return Wake::Shutdown;
+            }
+            let last = s
+                .channels
+                .get(channel)
+                .copied()
+                .unwrap_or(0)
+                .max(s.external);
+            if last > ticket.0 {
+                return Wake::Published;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Wake::TimedOut;
+            }
+            s = match self.cond.wait_timeout(s, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Wake every waiter for good; later waits return [`Wake::Shutdown`] at once.
+    pub fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.cond.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    fn soon(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn publish_between_ticket_and_wait_is_not_missed() {
+        let hub = Hub::new();
+        let t = hub.ticket();
+        // The "reader" queried the store here and found nothing; then a publish lands.
+        hub.publish("a");
+        assert_eq!(hub.wait("a", t, soon(5_000)), Wake::Published);
+    }
+
+    #[test]
+    fn other_channels_do_not_wake() {
+        let hub = Hub::new();
+        let t = hub.ticket();
+        hub.publish("b");
+        assert_eq!(hub.wait("a", t, soon(30)), Wake::TimedOut);
+    }
+
+    #[test]
+    fn external_changes_wake_everyone() {
+        let hub = Hub::new();
+        let t = hub.ticket();
+        hub.publish_external();
+        assert_eq!(hub.wait("anything", t, soon(5_000)), Wake::Published);
+    }
+
+    #[test]
+    fn old_publishes_do_not_wake_a_newer_ticket() {
+        let hub = Hub::new();
+        hub.publish("a");
+        let t = hub.ticket();
+        assert_eq!(hub.wait("a", t, soon(30)), Wake::TimedOut);
+    }
+
+    #[test]
+    fn wakes_a_blocked_waiter_from_another_thread() {
+        let hub = Arc::new(Hub::new());
+        let t = hub.ticket();
+        let h = Arc::clone(&hub);
+        let waiter = thread::spawn(move || h.wait("a", t, soon(10_000)));
+        thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        hub.publish("a");
+        assert_eq!(waiter.join().unwrap(), Wake::Published);
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn racing_publishers_and_waiters_never_lose_a_wake_up() {
+        // Each round: a waiter takes a ticket, "reads", then waits; the publisher publishes at
+        // a random point. The waiter must always see it long before its generous deadline.
+        let hub = Arc::new(Hub::new());
+        for round in 0..500u64 {
+            let t = hub.ticket();
+            let h = Arc::clone(&hub);
+            let publisher = thread::spawn(move || {
+                if round % 3 == 0 {
+                    thread::yield_now();
+                }
+                h.publish("race");
+            });
+            if round % 2 == 0 {
+                thread::yield_now();
+            }
+            assert_eq!(hub.wait("race", t, soon(10_000)), Wake::Published);
+            publisher.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn shutdown_wakes_everyone() {
+        let hub = Arc::new(Hub::new());
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let h = Arc::clone(&hub);
+                let t = h.ticket();
+                thread::spawn(move || h.wait("x", t, soon(60_000)))
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(20));
+        hub.shutdown();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Wake::Shutdown);
+        }
+        assert_eq!(hub.wait("x", hub.ticket(), soon(60_000)), Wake::Shutdown);
+    }
+}

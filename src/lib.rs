@@ -1,0 +1,84 @@
+//! # claude-bridge
+//!
+//! A relay that lets AI coding agents on different machines talk to each other over named
+//! channels. One small always-on box runs it; agents connect over MCP, people watch through a
+//! dashboard, scripts use a JSON API, and every message persists in SQLite.
+//!
+//! ## Bird's-eye view
+//!
+//! A request enters through tiny_http's accept thread and waits in its queue; a fixed pool of
+//! worker threads ([`http`]) pulls requests, runs them through the policy pipeline (CORS, Host,
+//! Origin, media type, auth, body limits) and hands them to the routing table in [`api`]. Every
+//! handler calls an operation in [`relay`], which validates with [`validate`] / [`model`],
+//! writes or reads through [`store`] (one mutex-guarded SQLite connection), and announces
+//! changes on the [`hub`] (a `Mutex` + `Condvar` wake-up). The handler returns a [`http::Reply`]
+//! value; only then is anything written to the socket.
+//!
+//! Imports run one way: `main` → [`app`] → [`http`] → [`api`] → [`relay`] → [`store`] +
+//! [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`]; [`cli`] and
+//! [`config`] sit at the bottom beside them.
+//!
+//! ## Modules
+//!
+//! - [`cli`]: lexopt parsing of argv into raw flags; no I/O. The help text.
+//! - [`config`]: flags > token file > environment resolution, limits with defaults, start-up
+//!   checks, the banner.
+//! - [`app`]: the composition root; opens the store, binds, prints the banner, serves.
+//! - [`http`]: listener (`TCP_NODELAY`, timeouts), worker pool, the request pipeline, security
+//!   headers, body reading within the limit.
+//! - [`api`]: the routing table and the JSON API handlers.
+//! - [`dashboard`]: `static/` embedded with `include_bytes!`.
+//! - [`relay`]: the operations (send, read, clear, channels); the one place the JSON API and
+//!   the MCP tools call.
+//! - [`store`]: SQLite schema, forward migration, queries, and the in-memory channel statistics.
+//! - [`hub`]: wake-ups for waiters, with tickets that make lost wake-ups impossible.
+//! - [`model`]: stored messages, their four JSON representations, protocol-v1 envelopes.
+//! - [`validate`]: the shared field rules and the §4.1 error shape.
+//! - [`json`]: strict request-body parsing (depth limit, no NaN, no lone surrogates) and the
+//!   canonical form.
+//! - [`clock`]: RFC 3339 timestamps with exactly six fractional digits.
+//! - [`ids`]: UUIDs and tokens from the OS CSPRNG.
+//! - [`error`]: the one operation error type and its HTTP mapping.
+//!
+//! ## Invariants
+//!
+//! - The store is the source of truth; the hub is only a wake-up. A reader takes a hub ticket
+//!   before it queries, so a publish between its query and its wait is never missed.
+//! - Every write is one `BEGIN IMMEDIATE` transaction; a 200 means the row is committed.
+//! - No lock is held across network I/O: handlers lock, query, unlock, and return a value that
+//!   the worker writes afterwards.
+//! - Requests run on a fixed worker pool; long-lived streams (later: SSE) never do.
+//! - `/api/state` reads channel statistics kept in memory and synced incrementally with other
+//!   processes (new rows by `seq`, clears by the event outbox), so its cost grows with channels,
+//!   not messages.
+//! - Every limit lives in [`config::Limits`] with a default and has a test at its edge.
+//! - The migration only adds; rows written by the original keep their bytes, and new messages
+//!   get a `seq` above every old one (`sqlite_sequence` is never reset).
+//!
+//! ## Decisions where the spec is silent
+//!
+//! - Bind addresses are numeric (a static binary cannot rely on a resolver); `localhost` is
+//!   accepted and means 127.0.0.1.
+//! - Connections inherit a 90 s read timeout and a 30 s write timeout from the listening socket,
+//!   so a client that stops reading cannot pin a worker forever.
+//! - A storage failure other than "busy" (disk full, I/O error) answers 503 with a JSON error
+//!   and is logged on stderr; it never becomes a 500.
+//! - Known limit of tiny_http 0.12: an unread body is drained on drop with a buffer the size of
+//!   the declared `Content-Length` (upstream PR #290, unmerged). We refuse such requests before
+//!   reading, but the drain still happens; see the reliability issue.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dashboard;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod ids;
+pub mod json;
+pub mod model;
+pub mod relay;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,200 @@
+//! The relay's operations: store and hub together. The one place the JSON API and the MCP tools
+//! call, so a message sent over `/api/send` and one sent with `bridge_send` go through the same
+//! validation and the same insert.
+//!
+//! Invariant: the hub is told about a change only after the store committed it, and a failure
+//! to wake anyone never turns a committed write into an error.
+
+use crate::error::Error;
+use crate::hub::Hub;
+use crate::model::{self, StoredMessage};
+use crate::store::{ChannelStat, IdempotencyKey, Inserted, Store};
+use crate::validate::{self, FieldError};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Settings the operations need (a slice of the configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest content (or encoded envelope) in UTF-8 bytes.
+    pub max_message_bytes: usize,
+    /// Messages older than this many days are swept (0 = keep forever).
+    pub retention_days: u32,
+    /// Whether the audit log is on.
+    pub audit_enabled: bool,
+}
+
+/// A validated send, ready for the store.
+#[derive(Debug, Clone)]
+pub struct Send {
+    /// Target channel.
+    pub channel: String,
+    /// Who sends.
+    pub sender: String,
+    /// What is stored: the content verbatim, or the canonical JSON of an envelope.
+    pub content: String,
+    /// The idempotency key (`idempotency_key`, else the envelope's `dedupe_key`).
+    pub key: Option<String>,
+}
+
+/// Where a read starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor<'a> {
+    /// The newest messages.
+    Newest,
+    /// After this message id (must be a message of the channel).
+    After(&'a str),
+}
+
+/// A page of a channel.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Messages in ascending `seq`.
+    pub messages: Vec<StoredMessage>,
+    /// True when the cursor named no message of this channel (`since_id_not_found`).
+    pub stale_cursor: bool,
+}
+
+/// The relay: one per process.
+pub struct Relay {
+    /// The database.
+    pub store: Store,
+    /// Wake-ups for waiters.
+    pub hub: Hub,
+    /// Operation settings.
+    pub settings: Settings,
+    started: Instant,
+}
+
+impl Relay {
+    /// Put a store and settings together.
+    pub fn new(store: Store, settings: Settings) -> Relay {
+        Relay {
+            store,
+            hub: Hub::new(),
+            settings,
+            started: Instant::now(),
+        }
+    }
+
+    /// Seconds since this process started.
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Validate a send's arguments in the contract's order (`http-api.md` §3.5): channel →
+    /// sender → exactly one of content/message → content or envelope → idempotency_key.
+    pub fn parse_send(&self, args: &Map<String, Value>) -> Result<Send, Error> {
+        let channel = validate::identity(
+            "channel",
+            args.get("channel").unwrap_or(&Value::Null),
+            validate::MAX_CHANNEL_CHARS,
+        )?;
+        let sender = validate::identity(
+            "sender",
+            args.get("sender").unwrap_or(&Value::Null),
+            validate::MAX_SENDER_CHARS,
+        )?;
+        let present = |k: &str| args.get(k).is_some_and(|v| !v.is_null());
+        let (content, dedupe_key) = match (present("content"), present("message")) {
+            (true, false) => {
+                let c = validate::content(&args["content"], self.settings.max_message_bytes)?;
+                (c.to_owned(), None)
+            }
+            (false, true) => {
+                let env = model::parse_envelope(&args["message"], self.settings.max_message_bytes)?;
+                (env.canonical, env.dedupe_key)
+            }
+            _ => {
+                return Err(FieldError::new(
+                    "content",
+                    "exclusive",
+                    "provide exactly one of content or message",
+                )
+                .into())
+            }
+        };
+        let key = match args.get("idempotency_key") {
+            None | Some(Value::Null) => dedupe_key,
+            Some(v) => {
+                Some(validate::identity("idempotency_key", v, validate::MAX_REF_CHARS)?.to_owned())
+            }
+        };
+        Ok(Send {
+            channel: channel.to_owned(),
+            sender: sender.to_owned(),
+            content,
+            key,
+        })
+    }
+
+    /// Store a validated send (or find its idempotent twin) and wake the channel's waiters.
+    pub fn send(&self, send: &Send) -> Result<Inserted, Error> {
+        let fingerprint = send.key.as_ref().map(|_| model::fingerprint(&send.content));
+        let key = match (&send.key, &fingerprint) {
+            (Some(key), Some(fp)) => Some(IdempotencyKey {
+                key,
+                fingerprint: fp,
+            }),
+            _ => None,
+        };
+        let inserted = self
+            .store
+            .insert(&send.channel, &send.sender, &send.content, key)?;
+        if !inserted.deduplicated {
+            self.hub.publish(&send.channel);
+        }
+        Ok(inserted)
+    }
+
+    /// Delete a channel (messages, keys, tasks) and wake its waiters. Returns the count.
+    pub fn clear(&self, channel: &str) -> Result<u64, Error> {
+        let cleared = self.store.clear(channel)?;
+        self.hub.publish(channel);
+        Ok(cleared)
+    }
+
+    /// Validate a channel named by an operation that reads or clears: the identity rule, except
+    /// that a name some stored message already has is accepted (legacy rows, `http-api.md`
+    /// §4.2).
+    pub fn existing_channel<'a>(&self, field: &str, value: &'a Value) -> Result<&'a str, Error> {
+        match validate::identity(field, value, validate::MAX_CHANNEL_CHARS) {
+            Ok(c) => Ok(c),
+            Err(e) => match value.as_str() {
+                Some(s) if !s.is_empty() && self.store.has_channel(s)? => Ok(s),
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    /// Read a page of a channel from a cursor.
+    pub fn read(&self, channel: &str, cursor: Cursor<'_>, limit: usize) -> Result<Page, Error> {
+        match cursor {
+            Cursor::Newest => Ok(Page {
+                messages: self.store.newest(channel, limit)?,
+                stale_cursor: false,
+            }),
+            Cursor::After(id) => match self.store.seq_in_channel(id, channel)? {
+                Some(seq) => Ok(Page {
+                    messages: self.store.after(channel, seq, limit)?,
+                    stale_cursor: false,
+                }),
+                None => Ok(Page {
+                    messages: Vec::new(),
+                    stale_cursor: true,
+                }),
+            },
+        }
+    }
+
+    /// One message by id.
+    pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, Error> {
+        self.store.message(id)
+    }
+
+    /// Statistics of every channel holding a message, in byte order of the name.
+    pub fn channels(&self) -> Result<BTreeMap<String, ChannelStat>, Error> {
+        self.store.channel_stats()
+    }
+}

@@ -1,0 +1,447 @@
+//! The SQLite store: one mutex-guarded connection, the schema, and every query.
+//!
+//! No HTTP, no JSON-RPC here: callers hand in validated values and get rows back.
+//!
+//! Invariants:
+//! - Every write is one `BEGIN IMMEDIATE` transaction holding all its rows (message + event row
+//!   + idempotency row; clear = idempotency rows + tasks + messages + event row).
+//! - The mutex is held only for the SQL work; callers render and write to sockets after it is
+//!   released.
+//! - A write that another process keeps locked past the busy budget fails with
+//!   [`Error::Busy`]; nothing is half-written.
+//! - `seq` comes from `AUTOINCREMENT`, so it is global, strictly increasing across processes,
+//!   and never reused after a clear.
+
+mod schema;
+mod stats;
+
+pub use schema::MigrateError;
+pub use stats::ChannelStat;
+
+use crate::error::Error;
+use crate::model::StoredMessage;
+use crate::{clock, ids};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use stats::Stats;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a statement waits for another process's lock before the operation reports busy
+/// (`storage.md` §4: about 1.5 s in total).
+const RUNTIME_BUSY: Duration = Duration::from_millis(1500);
+/// How long start-up waits for another process's lock (`storage.md` §3).
+const STARTUP_BUSY: Duration = Duration::from_secs(5);
+
+/// An idempotency key with the fingerprint of the content it guards.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyKey<'a> {
+    /// The client's key (`idempotency_key`, or the envelope's `dedupe_key`).
+    pub key: &'a str,
+    /// `model::fingerprint` of the stored content.
+    pub fingerprint: &'a str,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    /// The stored message (the original one when `deduplicated`).
+    pub message: StoredMessage,
+    /// True when an earlier send with the same key and content was found; nothing was stored.
+    pub deduplicated: bool,
+    /// True when this message is the first one of its channel.
+    pub first_in_channel: bool,
+}
+
+struct Inner {
+    conn: Connection,
+    stats: Stats,
+}
+
+/// The database. One per process, shared by every request thread.
+pub struct Store {
+    inner: Mutex<Inner>,
+    /// Random id of this process in `bridge_events.source_instance`.
+    instance: String,
+}
+
+impl Store {
+    /// Open (creating with mode 0600 if missing) and migrate the db at `path`
+    /// (`storage.md` §3). `synchronous_full` selects `synchronous=FULL` instead of `NORMAL`.
+    /// Returns the store and any warnings to print (e.g. a group-readable file).
+    pub fn open(path: &Path, synchronous_full: bool) -> Result<(Store, Vec<String>), OpenError> {
+        let mut warnings = Vec::new();
+        if !path.exists() {
+            create_private(path).map_err(|e| OpenError::Io(path.display().to_string(), e))?;
+        } else if let Some(w) = loose_permissions(path) {
+            warnings.push(w);
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(STARTUP_BUSY)?;
+        set_wal(&conn)?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if synchronous_full { "FULL" } else { "NORMAL" },
+        )?;
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut conn, &clock::now())?;
+        conn.busy_timeout(RUNTIME_BUSY)?;
+        let stats = Stats::rebuild(&conn)?;
+        Ok((
+            Store {
+                inner: Mutex::new(Inner { conn, stats }),
+                instance: ids::uuid_v4(),
+            },
+            warnings,
+        ))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic inside a transaction drops the Transaction, which rolls back; the
+        // connection itself stays usable, so a poisoned lock is safe to take over.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Store one message, or find the earlier one its idempotency key names.
+    ///
+    /// Errors: `conflict` when the key was used for other content, `in_progress` when another
+    /// process holds an unexpired reservation for it, busy, storage.
+    pub fn insert(
+        &self,
+        channel: &str,
+        sender: &str,
+        content: &str,
+        key: Option<IdempotencyKey<'_>>,
+    ) -> Result<Inserted, Error> {
+        let mut guard = self.lock();
+        let Inner { conn, stats } = &mut *guard;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        stats.sync(&tx)?;
+        let now = clock::now();
+        if let Some(k) = key {
+            if let Some(found) = find_key(&tx, channel, sender, k, &now)? {
+                return Ok(found);
+            }
+        }
+        let first_in_channel = !stats.has_channel(channel);
+        let id = ids::uuid_v4();
+        tx.prepare_cached(
+            "INSERT INTO messages (id, channel, sender, content, timestamp) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, channel, sender, content, now])?;
+        let seq = tx.last_insert_rowid();
+        tx.prepare_cached(
+            "INSERT INTO bridge_events \
+             (event_type, channel, message_id, source_instance, payload, timestamp) \
+             VALUES ('message', ?1, ?2, ?3, '{}', ?4)",
+        )?
+        .execute(params![channel, id, self.instance, now])?;
+        if let Some(k) = key {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO bridge_idempotency (channel, sender, idempotency_key, \
+                 payload_sha256, state, message_id, message_seq, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'committed', ?5, ?6, ?7, NULL)",
+            )?
+            .execute(params![channel, sender, k.key, k.fingerprint, id, seq, now])?;
+        }
+        tx.commit()?;
+        stats.record_insert(channel, sender, seq, &now);
+        Ok(Inserted {
+            message: StoredMessage {
+                seq,
+                id,
+                channel: channel.to_owned(),
+                sender: sender.to_owned(),
+                content: content.to_owned(),
+                timestamp: now,
+            },
+            deduplicated: false,
+            first_in_channel,
+        })
+    }
+
+    /// Delete a channel's messages, idempotency keys and task queue, and record a `clear`
+    /// event, in one transaction. Returns how many messages were deleted.
+    pub fn clear(&self, channel: &str) -> Result<u64, Error> {
+        let mut guard = self.lock();
+        let Inner { conn, stats } = &mut *guard;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        stats.sync(&tx)?;
+        tx.execute(
+            "DELETE FROM bridge_idempotency WHERE channel = ?1",
+            [channel],
+        )?;
+        tx.execute("DELETE FROM tasks WHERE channel = ?1", [channel])?;
+        let cleared = tx.execute("DELETE FROM messages WHERE channel = ?1", [channel])? as u64;
+        let payload = serde_json::json!({"channel": channel, "cleared": cleared}).to_string();
+        tx.execute(
+            "INSERT INTO bridge_events \
+             (event_type, channel, message_id, source_instance, payload, timestamp) \
+             VALUES ('clear', ?1, NULL, ?2, ?3, ?4)",
+            params![channel, self.instance, payload, clock::now()],
+        )?;
+        let event_seq = tx.last_insert_rowid();
+        tx.commit()?;
+        stats.record_clear(channel, event_seq);
+        Ok(cleared)
+    }
+
+    /// The newest `limit` messages of a channel, oldest first.
+    pub fn newest(&self, channel: &str, limit: usize) -> Result<Vec<StoredMessage>, Error> {
+        let g = self.lock();
+        let mut stmt = g.conn.prepare_cached(
+            "SELECT seq, id, channel, sender, content, timestamp FROM messages \
+             WHERE channel = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let mut out = stmt
+            .query_map(params![channel, limit as i64], row_to_message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Up to `limit` messages of a channel with `seq` above `after`, oldest first.
+    pub fn after(
+        &self,
+        channel: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, Error> {
+        let g = self.lock();
+        let mut stmt = g.conn.prepare_cached(
+            "SELECT seq, id, channel, sender, content, timestamp FROM messages \
+             WHERE channel = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let out = stmt
+            .query_map(params![channel, after, limit as i64], row_to_message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(out)
+    }
+
+    /// The `seq` of message `id` if it exists in `channel` (a cursor check).
+    pub fn seq_in_channel(&self, id: &str, channel: &str) -> Result<Option<i64>, Error> {
+        let g = self.lock();
+        let mut stmt = g
+            .conn
+            .prepare_cached("SELECT seq FROM messages WHERE id = ?1 AND channel = ?2")?;
+        Ok(stmt
+            .query_row(params![id, channel], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The `seq` a durable consumer acknowledged in a channel (0 when it has none).
+    pub fn consumer_seq(&self, consumer: &str, channel: &str) -> Result<i64, Error> {
+        let g = self.lock();
+        let mut stmt = g.conn.prepare_cached(
+            "SELECT last_seq FROM bridge_consumer_cursors WHERE consumer_id = ?1 AND channel = ?2",
+        )?;
+        Ok(stmt
+            .query_row(params![consumer, channel], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// One message by id.
+    pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, Error> {
+        let g = self.lock();
+        let mut stmt = g.conn.prepare_cached(
+            "SELECT seq, id, channel, sender, content, timestamp FROM messages WHERE id = ?1",
+        )?;
+        Ok(stmt.query_row([id], row_to_message).optional()?)
+    }
+
+    /// Statistics of every channel holding a message, in byte order (synced with other
+    /// processes first).
+    pub fn channel_stats(&self) -> Result<BTreeMap<String, ChannelStat>, Error> {
+        let mut guard = self.lock();
+        let Inner { conn, stats } = &mut *guard;
+        stats.sync(conn)?;
+        Ok(stats.channels().clone())
+    }
+
+    /// Whether at least one stored message has exactly this channel name (lets legacy names
+    /// that break today's rules be read and cleared, `http-api.md` §4.2).
+    pub fn has_channel(&self, channel: &str) -> Result<bool, Error> {
+        let mut guard = self.lock();
+        let Inner { conn, stats } = &mut *guard;
+        stats.sync(conn)?;
+        Ok(stats.has_channel(channel))
+    }
+}
+
+/// Look up an idempotency key inside the insert transaction. `Some` means answer with the
+/// earlier message; `None` means go ahead and insert.
+fn find_key(
+    tx: &Connection,
+    channel: &str,
+    sender: &str,
+    k: IdempotencyKey<'_>,
+    now: &str,
+) -> Result<Option<Inserted>, Error> {
+    let row: Option<(String, String, Option<String>, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT payload_sha256, state, message_id, expires_at FROM bridge_idempotency \
+             WHERE channel = ?1 AND sender = ?2 AND idempotency_key = ?3",
+        )?
+        .query_row(params![channel, sender, k.key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((fingerprint, state, message_id, expires_at)) = row else {
+        return Ok(None);
+    };
+    if state == "pending" {
+        // Written by the original while its send was in flight. Expired reservations are
+        // dead; live ones belong to a send still running elsewhere.
+        if expires_at.as_deref().is_some_and(|e| e > now) {
+            return Err(crate::validate::FieldError::new(
+                "idempotency_key",
+                "in_progress",
+                "a send with this key is still in progress; retry shortly",
+            )
+            .into());
+        }
+        return Ok(None); // the insert replaces the stale reservation
+    }
+    if fingerprint != k.fingerprint {
+        return Err(crate::validate::FieldError::new(
+            "idempotency_key",
+            "conflict",
+            "was already used for different content",
+        )
+        .into());
+    }
+    let message = match message_id {
+        Some(id) => tx
+            .prepare_cached(
+                "SELECT seq, id, channel, sender, content, timestamp FROM messages WHERE id = ?1",
+            )?
+            .query_row([id], row_to_message)
+            .optional()?,
+        None => None,
+    };
+    match message {
+        Some(message) => Ok(Some(Inserted {
+            message,
+            deduplicated: true,
+            first_in_channel: false,
+        })),
+        // The message is gone (cleared or expired) but its key was not: treat as new.
+        None => Ok(None),
+    }
+}
+
+fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        channel: r.get(2)?,
+        sender: r.get(3)?,
+        content: r.get(4)?,
+        timestamp: r.get(5)?,
+    })
+}
+
+/// `journal_mode=WAL`, retried for up to 5 s while another process holds the lock.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + STARTUP_BUSY;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .or_else(|e| {
+            // Another process created it between our check and our create: fine.
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn loose_permissions(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "database {} is readable by group or others (mode {:o}); consider chmod 600",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn loose_permissions(_path: &Path) -> Option<String> {
+    None
+}
+
+/// Why the store could not be opened (exit code 1 at start-up).
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file could not be created (path, OS error).
+    Io(String, std::io::Error),
+    /// SQLite refused the file or a statement.
+    Sql(rusqlite::Error),
+    /// The schema was written by a newer version.
+    TooNew(String, i64),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError::Sql(e)
+    }
+}
+
+impl From<MigrateError> for OpenError {
+    fn from(e: MigrateError) -> Self {
+        match e {
+            MigrateError::TooNew(c, v) => OpenError::TooNew(c, v),
+            MigrateError::Sql(e) => OpenError::Sql(e),
+        }
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Io(p, e) => write!(f, "cannot create database {p}: {e}"),
+            OpenError::Sql(e) => write!(f, "cannot open database: {e}"),
+            OpenError::TooNew(c, v) => write!(
+                f,
+                "database was written by a newer version of claude-bridge \
+                 (component '{c}' is at version {v}); upgrade claude-bridge to open it"
+            ),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Load benchmark (not a test): `cargo bench --bench relay [-- SECONDS]`.
+//!
+//! Starts the real relay binary on a free loopback port with a fresh db, and a tiny_http
+//! "hello world" pool in this process as the ceiling, then drives each with keep-alive clients
+//! written with plain std networking. Prints requests/s and latency percentiles per scenario;
+//! run it three times and quote the medians (the box is noisy).
+//!
+//! Scenarios: `POST /api/send` at 1, 10 and 50 clients; `GET /api/messages?since_id=<newest>`
+//! (tail read) at 10 clients; the hello-world ceiling at 10 clients.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+struct Relay {
+    child: Child,
+    dir: std::path::PathBuf,
+    addr: SocketAddr,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_relay() -> Relay {
+    let dir = std::env::temp_dir().join(format!("cb-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-bridge"))
+        .args(["--port", "0", "--db"])
+        .arg(dir.join("bench.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start relay");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout);
+    lines.read_line(&mut first).expect("banner");
+    // Keep draining the banner so the relay never blocks on a full pipe.
+    thread::spawn(move || for _ in lines.lines() {});
+    let url = first.rsplit(' ').next().expect("url").trim();
+    let addr: SocketAddr = url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address in banner");
+    Relay { child, dir, addr }
+}
+
+fn start_ceiling() -> SocketAddr {
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
+    let addr = server.server_addr().to_ip().expect("ip");
+    for _ in 0..16 {
+        let s = Arc::clone(&server);
+        thread::spawn(move || {
+            while let Ok(mut rq) = s.recv() {
+                let mut sink = Vec::new();
+                let _ = rq.as_reader().read_to_end(&mut sink);
+                let h = tiny_http::Header::from_bytes("Content-Type", "application/json")
+                    .expect("header");
+                let _ =
+                    rq.respond(tiny_http::Response::from_string("{\"ok\":true}").with_header(h));
+            }
+        });
+    }
+    addr
+}
+
+/// One keep-alive request/response exchange; returns the body.
+fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    stream.get_mut().write_all(request)?;
+    let mut len = 0usize;
+    let mut line = String::new();
+    let mut status_ok = false;
+    loop {
+        line.clear();
+        if stream.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line.starts_with("HTTP/1.1 200") {
+            status_ok = true;
+        }
+        let l = line.to_ascii_lowercase();
+        if let Some(v) = l.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body)?;
+    if !status_ok {
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
+    }
+    Ok(body)
+}
+
+struct Outcome {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+/// Drive `clients` keep-alive connections for `secs`, each sending what `make` builds.
+fn drive(
+    addr: SocketAddr,
+    clients: usize,
+    secs: f64,
+    make: impl Fn(usize, usize) -> Vec<u8> + Send + Sync + 'static,
+) -> Outcome {
+    let stop = Arc::new(AtomicBool::new(false));
+    let make = Arc::new(make);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let (stop, make) = (Arc::clone(&stop), Arc::clone(&make));
+            thread::spawn(move || {
+                let tcp = TcpStream::connect(addr).expect("connect");
+                tcp.set_nodelay(true).expect("nodelay");
+                let mut s = BufReader::new(tcp);
+                let (mut lat, mut errors, mut i) = (Vec::new(), 0usize, 0usize);
+                while !stop.load(Ordering::Relaxed) {
+                    let req = make(c, i);
+                    let t = Instant::now();
+                    match exchange(&mut s, &req) {
+                        Ok(_) => lat.push(t.elapsed().as_micros() as u64),
+                        Err(_) => errors += 1,
+                    }
+                    i += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut out = Outcome {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for h in handles {
+        let (lat, errors) = h.join().expect("client thread");
+        out.requests += lat.len();
+        out.errors += errors;
+        out.latencies_us.extend(lat);
+    }
+    out.elapsed = start.elapsed();
+    out.latencies_us.sort_unstable();
+    out
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn report(name: &str, o: &Outcome) -> f64 {
+    let rps = o.requests as f64 / o.elapsed.as_secs_f64();
+    println!(
+        "{name:<38} {rps:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
+        pct(&o.latencies_us, 0.5),
+        pct(&o.latencies_us, 0.99),
+        o.errors
+    );
+    rps
+}
+
+fn post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a bare number is the seconds per scenario.
+    let secs: f64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5.0);
+    let relay = start_relay();
+    let ceiling = start_ceiling();
+    println!(
+        "claude-bridge bench: {secs} s per scenario, relay at {}",
+        relay.addr
+    );
+
+    let hello = drive(ceiling, 10, secs, |_, _| post("/hello", "{\"x\":1}"));
+    let ceiling_rps = report("hello-world tiny_http pool, 10 clients", &hello);
+
+    let mut send10 = 0.0;
+    for clients in [1, 10, 50] {
+        let o = drive(relay.addr, clients, secs, |c, i| {
+            post(
+                "/api/send",
+                &format!(
+                    "{{\"channel\":\"bench:c{}\",\"sender\":\"client-{c}\",\"content\":\"message {i} from a benchmark client\"}}",
+                    c % 8
+                ),
+            )
+        });
+        let rps = report(&format!("POST /api/send, {clients} clients"), &o);
+        if clients == 10 {
+            send10 = rps;
+        }
+    }
+
+    // Tail read: the newest id in a channel, so each read returns an empty page.
+    let mut s = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    let body = exchange(
+        &mut s,
+        &post(
+            "/api/send",
+            "{\"channel\":\"bench:tail\",\"sender\":\"b\",\"content\":\"newest\"}",
+        ),
+    )
+    .expect("send");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let newest = v["id"].as_str().expect("id").to_owned();
+    let tail = drive(relay.addr, 10, secs, move |_, _| {
+        format!(
+            "GET /api/messages?channel=bench:tail&since_id={newest} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .into_bytes()
+    });
+    report("GET /api/messages tail, 10 clients", &tail);
+
+    println!(
+        "send at 10 clients = {:.0}% of the hello-world ceiling",
+        100.0 * send10 / ceiling_rps
+    );
+}
