@@ -321,7 +321,11 @@ fn parse_host(host: &str) -> Result<(IpAddr, HostKind), ConfigError> {
              ::1 or 0.0.0.0 (or localhost)"
         ))
     })?;
-    let kind = if ip.is_loopback() {
+    // Only the three names of `cli.md` §4 count as loopback; any other address (127.0.0.2
+    // included) is a concrete network listener: it needs a token and is trusted automatically.
+    let kind = if ip == IpAddr::V4(Ipv4Addr::LOCALHOST)
+        || ip == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+    {
         HostKind::Loopback
     } else if ip.is_unspecified() {
         HostKind::Wildcard

@@ -1,0 +1,126 @@
+//! Concurrency and failure behaviour: many writers, a db locked by another process, a listener
+//! that can no longer accept.
+
+use crate::support::{read_response, Relay};
+use rusqlite::Connection;
+use serde_json::json;
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+#[test]
+fn sixteen_threads_times_a_thousand_sends_each_stored_once_in_order() {
+    let r = Relay::start(&[], &[]);
+    let addr = r.addr;
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut rd = BufReader::new(s);
+                let mut seqs = Vec::with_capacity(1000);
+                for i in 0..1000 {
+                    let body = json!({"channel": format!("load:{}", t % 4), "sender": format!("t{t}"), "content": format!("{t}-{i}")}).to_string();
+                    let req = format!(
+                        "POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    rd.get_mut().write_all(req.as_bytes()).unwrap();
+                    let resp = read_response(&mut rd, false).unwrap();
+                    assert_eq!(resp.status, 200, "{}", resp.text());
+                    seqs.push(resp.json()["seq"].as_i64().unwrap());
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut all: Vec<i64> = Vec::new();
+    for t in threads {
+        let seqs = t.join().unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "seq must increase within a client"
+        );
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 16_000);
+    assert_eq!(r.get("/api/state").json()["total_messages"], 16_000);
+    let c = Connection::open(&r.db).unwrap();
+    let (n, distinct, distinct_content): (i64, i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT seq), COUNT(DISTINCT content) FROM messages",
+            [],
+            |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((n, distinct, distinct_content), (16_000, 16_000, 16_000));
+}
+
+#[test]
+fn a_db_locked_by_another_process_answers_503_with_retry_after() {
+    let r = Relay::start(&[], &[]);
+    r.say("c", "s", "before");
+    let c = Connection::open(&r.db).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let t = Instant::now();
+    let x = r.post(
+        "/api/send",
+        &json!({"channel":"c","sender":"s","content":"blocked"}),
+    );
+    assert_eq!(x.status, 503, "{}", x.text());
+    assert_eq!(x.header("Retry-After"), Some("1"));
+    assert_eq!(
+        x.json(),
+        json!({"error": "bridge database is busy; retry the operation"})
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // Reads keep working while the writer holds its lock (WAL).
+    assert_eq!(r.get("/api/messages?channel=c").status, 200);
+    c.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        r.post(
+            "/api/send",
+            &json!({"channel":"c","sender":"s","content":"after"})
+        )
+        .status,
+        200
+    );
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM messages", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(n, 2, "the refused send must not be stored");
+}
+
+#[test]
+fn a_listener_that_cannot_accept_ends_the_process_non_zero() {
+    // With a tiny file-descriptor limit, accept() fails with EMFILE once the table is full.
+    // tiny_http's accept thread stops for good at that point; the relay must notice and exit
+    // (so a supervisor restarts it) instead of silently serving nothing.
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("prlimit not available; skipping");
+        return;
+    }
+    let mut r = Relay::start(&[], &[]);
+    let pid = r.child.id().to_string();
+    let _ = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=24:24"])
+        .status();
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while r.alive() && Instant::now() < deadline {
+        if let Ok(s) = TcpStream::connect(r.addr) {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!r.alive(), "the relay kept running with a dead listener");
+    let code = r.child.wait().unwrap().code();
+    assert_eq!(code, Some(1));
+    assert!(r.stderr().contains("stopped accepting"), "{}", r.stderr());
+}

@@ -1,0 +1,192 @@
+//! Every limit at its edge: content bytes, request body bytes (declared and chunked), identity
+//! lengths, body nesting; and the framing errors of `http-api.md` §2.6.
+
+use crate::support::{field_error, raw, Relay};
+use serde_json::json;
+
+fn send_content(r: &Relay, content: &str) -> crate::support::Resp {
+    r.post(
+        "/api/send",
+        &json!({"channel":"c","sender":"s","content":content}),
+    )
+}
+
+#[test]
+fn content_of_exactly_131072_bytes_is_accepted_one_more_is_413() {
+    let r = Relay::start(&[], &[]);
+    // Multi-byte characters: 43690 × 3 bytes + 2 ASCII = 131072.
+    let exact = format!("{}ab", "€".repeat(43_690));
+    assert_eq!(exact.len(), 131_072);
+    let ok = send_content(&r, &exact);
+    assert_eq!(ok.status, 200);
+    let id = ok.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.get(&format!("/api/messages/{id}")).json()["bytes"],
+        131_072
+    );
+    let over = send_content(&r, &format!("{exact}x"));
+    assert_eq!(over.status, 413);
+    assert_eq!(
+        over.json(),
+        json!({"error":"content exceeds 131072 bytes","field":"content","code":"too_large","message":"must be at most 131072 UTF-8 bytes"})
+    );
+    // An envelope whose canonical form is too big.
+    let env = json!({"channel":"c","sender":"s","message":{"schema_version":1,"type":"t","content":"x".repeat(131_072)}});
+    let e = r.post("/api/send", &env);
+    assert_eq!(e.status, 413);
+    assert_eq!(
+        e.json()["message"],
+        "must encode to at most 131072 UTF-8 bytes"
+    );
+}
+
+#[test]
+fn lowered_message_limit_is_reported() {
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_MAX_MESSAGE_BYTES", "10")]);
+    assert_eq!(send_content(&r, &"x".repeat(10)).status, 200);
+    let x = send_content(&r, &"x".repeat(11));
+    assert_eq!(
+        (x.status, x.json()["error"].as_str()),
+        (413, Some("content exceeds 10 bytes"))
+    );
+}
+
+fn padded_body(total: usize) -> Vec<u8> {
+    let core = r#"{"channel":"c","sender":"s","content":"x"}"#;
+    let mut b = core.as_bytes().to_vec();
+    b.truncate(b.len() - 1);
+    b.resize(total - 1, b' ');
+    b.push(b'}');
+    assert_eq!(b.len(), total);
+    b
+}
+
+fn chunked(r: &Relay, body: &[u8]) -> crate::support::Resp {
+    let mut req = b"POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for part in body.chunks(10_000) {
+        req.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        req.extend_from_slice(part);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    raw(r.addr, &req, false)
+}
+
+#[test]
+fn request_body_of_256_kib_is_read_one_more_byte_is_413() {
+    let r = Relay::start(&[], &[]);
+    assert_eq!(r.post_raw("/api/send", &padded_body(262_144)).status, 200);
+    let over = r.post_raw("/api/send", &padded_body(262_145));
+    assert_eq!(
+        (over.status, over.json()),
+        (413, json!({"error": "request body too large"}))
+    );
+    // Chunked: the same edge, counted as it arrives.
+    assert_eq!(chunked(&r, &padded_body(262_144)).status, 200);
+    let over = chunked(&r, &padded_body(262_145));
+    assert_eq!(
+        (over.status, over.json()),
+        (413, json!({"error": "request body too large"}))
+    );
+    // The relay is still serving.
+    assert_eq!(r.get("/status").status, 200);
+}
+
+#[test]
+fn lowered_request_limit() {
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_MAX_REQUEST_BYTES", "1024")]);
+    assert_eq!(r.post_raw("/api/send", &padded_body(1024)).status, 200);
+    assert_eq!(r.post_raw("/api/send", &padded_body(1025)).status, 413);
+    assert_eq!(chunked(&r, &padded_body(1025)).status, 413);
+}
+
+#[test]
+fn framing_errors() {
+    let r = Relay::start(&[], &[]);
+    let body = r#"{"channel":"c","sender":"s","content":"x"}"#;
+    let send = |extra: &str| {
+        r.send(&format!(
+            "POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}Connection: close\r\n\r\n{body}"
+        ))
+    };
+    let n = body.len();
+    let x = send(&format!("Content-Length: {n}\r\nContent-Length: {n}\r\n"));
+    assert_eq!(
+        (x.status, x.json()["error"].as_str()),
+        (400, Some("invalid content-length"))
+    );
+    let x = send(&format!(
+        "Content-Length: {n}\r\nTransfer-Encoding: chunked\r\n"
+    ));
+    assert_eq!(
+        (x.status, x.json()["error"].as_str()),
+        (400, Some("ambiguous request framing"))
+    );
+    let x = send("Content-Length: 12abc\r\n");
+    assert_eq!(
+        (x.status, x.json()["error"].as_str()),
+        (400, Some("invalid content-length"))
+    );
+    let x = send("Transfer-Encoding: gzip\r\n");
+    assert_eq!(x.status, 400);
+    // A declared length far beyond the limit is refused without reading.
+    let x = r.send("POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 99999999999999999999999\r\nConnection: close\r\n\r\n");
+    assert_eq!(x.status, 413);
+    assert_eq!(r.get("/status").status, 200);
+}
+
+#[test]
+fn identity_lengths_at_their_edges() {
+    let r = Relay::start(&[], &[]);
+    let send = |channel: String, sender: String, key: String| {
+        r.post(
+            "/api/send",
+            &json!({"channel":channel,"sender":sender,"content":"x","idempotency_key":key}),
+        )
+    };
+    let ok = send("é".repeat(256), "s".repeat(128), "k".repeat(256));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let e = send("é".repeat(257), "s".into(), "k".into());
+    assert_eq!(field_error(&e), ("too_long".into(), "channel".into()));
+    assert_eq!(e.json()["message"], "must be at most 256 characters");
+    let e = send("c".into(), "s".repeat(129), "k".into());
+    assert_eq!(field_error(&e), ("too_long".into(), "sender".into()));
+    let e = send("c".into(), "s".into(), "k".repeat(257));
+    assert_eq!(
+        field_error(&e),
+        ("too_long".into(), "idempotency_key".into())
+    );
+}
+
+#[test]
+fn body_nesting_256_parses_257_is_refused() {
+    let r = Relay::start(&[], &[]);
+    let nest = |n: usize| {
+        // {"channel":"c","sender":"s","content":"x","extra":[[...]]} — the object is level 1.
+        format!(
+            r#"{{"channel":"c","sender":"s","content":"x","extra":{}{}}}"#,
+            "[".repeat(n - 1),
+            "]".repeat(n - 1)
+        )
+    };
+    assert_eq!(r.post_raw("/api/send", nest(256).as_bytes()).status, 200);
+    let x = r.post_raw("/api/send", nest(257).as_bytes());
+    assert_eq!(
+        (x.status, x.json()),
+        (
+            400,
+            json!({"error": "JSON body must be nested no more than 256 levels"})
+        )
+    );
+    // Envelope content depth: 16 ok, 17 too_deep.
+    let deep = |n: usize| {
+        let mut v = json!(1);
+        for _ in 0..n {
+            v = json!([v]);
+        }
+        json!({"channel":"c","sender":"s","message":{"schema_version":1,"type":"t","content":v}})
+    };
+    assert_eq!(r.post("/api/send", &deep(16)).status, 200);
+    let x = r.post("/api/send", &deep(17));
+    assert_eq!(field_error(&x), ("too_deep".into(), "content".into()));
+}

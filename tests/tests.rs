@@ -1,0 +1,12 @@
+//! The integration suite: every test starts the real `claude-bridge` binary on a free loopback
+//! port with its own temporary db and talks to it over raw HTTP (no mocks).
+
+mod support;
+
+mod api;
+mod cli;
+mod concurrency;
+mod limits;
+mod malformed;
+mod migration;
+mod policy;
