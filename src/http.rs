@@ -28,8 +28,12 @@ use std::time::Duration;
 use tiny_http::{Header, Method, Request, Response, Server};
 
 /// How long a connection may sit silent mid-request (or idle between keep-alive requests)
-/// before the socket read fails. Longer than the longest wait a request may ask for.
-const READ_TIMEOUT: Duration = Duration::from_secs(90);
+/// before the socket read fails. A request that waits (long-poll) does not read meanwhile, so
+/// this does not bound waits.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Threads that answer requests refused before their body was read: dropping such a request
+/// drains the body from the socket, which a silent client can stretch to `READ_TIMEOUT`.
+const DRAIN_THREADS: usize = 2;
 /// How long a write may block on a client that stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stack size of request worker threads: room for 256-deep JSON in a debug build (the memory
@@ -157,14 +161,19 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
         Err(e) => return Stop::Fatal(format!("cannot start the HTTP server: {e}")),
     };
     let (tx, rx) = mpsc::channel::<Stop>();
+    let drain = match drain_pool() {
+        Ok(d) => d,
+        Err(e) => return Stop::Fatal(format!("cannot start drain threads: {e}")),
+    };
     for i in 0..ctx.config.limits.workers.max(1) {
         let (ctx, server, tx) = (Arc::clone(&ctx), Arc::clone(&server), tx.clone());
+        let drain = drain.clone();
         let spawned = thread::Builder::new()
             .name(format!("worker-{i}"))
             .stack_size(WORKER_STACK)
             .spawn(move || loop {
                 match server.recv() {
-                    Ok(rq) => handle(&ctx, rq),
+                    Ok(rq) => handle(&ctx, rq, &drain),
                     Err(e) => {
                         let _ = tx.send(Stop::Fatal(format!(
                             "the listener stopped accepting connections: {e}"
@@ -199,9 +208,46 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
     stop
 }
 
+/// A request refused before its body was read, with its answer.
+type Refused = (Request, Response<std::io::Cursor<Vec<u8>>>);
+
+/// Start the threads that answer (and so drain) refused requests; returns their queue.
+fn drain_pool() -> std::io::Result<mpsc::Sender<Refused>> {
+    let (tx, rx) = mpsc::channel::<Refused>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..DRAIN_THREADS {
+        let rx = Arc::clone(&rx);
+        thread::Builder::new()
+            .name(format!("drain-{i}"))
+            .stack_size(64 * 1024)
+            .spawn(move || loop {
+                // Take one job and release the lock before the (possibly slow) drain.
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(p) => p.into_inner().recv(),
+                };
+                match job {
+                    Ok((rq, response)) => {
+                        let _ = rq.respond(response);
+                    }
+                    Err(_) => return,
+                }
+            })?;
+    }
+    Ok(tx)
+}
+
+/// Whether the request carries a body that tiny_http has not buffered for us (it pre-reads
+/// bodies of up to 1 KiB).
+fn has_large_body(rq: &Request) -> bool {
+    rq.body_length().is_none_or(|n| n > 1024)
+        && (rq.body_length().is_some() || header(rq.headers(), "Transfer-Encoding").is_some())
+}
+
 /// Run one request through the pipeline and write the reply.
-fn handle(ctx: &Ctx, mut rq: Request) {
-    let reply = catch_unwind(AssertUnwindSafe(|| pipeline(ctx, &mut rq)))
+fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
+    let mut body_read = false;
+    let reply = catch_unwind(AssertUnwindSafe(|| pipeline(ctx, &mut rq, &mut body_read)))
         .unwrap_or_else(|_| Reply::error(500, "internal error"));
     let reply = finish(ctx, &rq, reply);
     let mut response = Response::from_data(reply.body).with_status_code(reply.status);
@@ -210,12 +256,20 @@ fn handle(ctx: &Ctx, mut rq: Request) {
             response.add_header(h);
         }
     }
+    if !body_read && has_large_body(&rq) {
+        // Answering drops the request, which drains the unread body from the socket; keep
+        // that off the workers.
+        if let Err(mpsc::SendError((rq, response))) = drain.send((rq, response)) {
+            let _ = rq.respond(response);
+        }
+        return;
+    }
     // A client that went away is not an error worth reporting.
     let _ = rq.respond(response);
 }
 
 /// The stages of `http-api.md` §2, first failure answers.
-fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
+fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     let cfg = &ctx.config;
     let url = rq.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -269,7 +323,10 @@ fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
     // 7. Body size and framing.
     let body = if mutation {
         match read_body(rq, &headers, cfg.limits.max_request_bytes) {
-            Ok(b) => b,
+            Ok(b) => {
+                *body_read = true;
+                b
+            }
             Err(r) => return r,
         }
     } else {

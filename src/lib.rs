@@ -59,13 +59,18 @@
 //!
 //! - Bind addresses are numeric (a static binary cannot rely on a resolver); `localhost` is
 //!   accepted and means 127.0.0.1.
-//! - Connections inherit a 90 s read timeout and a 30 s write timeout from the listening socket,
-//!   so a client that stops reading cannot pin a worker forever.
+//! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops
+//!   reading cannot pin a worker forever.
 //! - A storage failure other than "busy" (disk full, I/O error) answers 503 with a JSON error
 //!   and is logged on stderr; it never becomes a 500.
-//! - Known limit of tiny_http 0.12: an unread body is drained on drop with a buffer the size of
-//!   the declared `Content-Length` (upstream PR #290, unmerged). We refuse such requests before
-//!   reading, but the drain still happens; see the reliability issue.
+//! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
+//!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
+//! - tiny_http 0.12.0 is used with one patch (`src/vendor/tiny_http/PATCHED.md`): it drained an
+//!   unread body into a buffer of the size the client declared, so a refused request with a huge
+//!   `Content-Length` aborted the process. Requests refused before their body was read are
+//!   answered by two drain threads, so a client that declares a body and stays silent ties up a
+//!   drain thread for at most the read timeout, never a request worker.
+//!
 
 pub mod api;
 pub mod app;

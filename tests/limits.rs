@@ -190,3 +190,51 @@ fn body_nesting_256_parses_257_is_refused() {
     let x = r.post("/api/send", &deep(17));
     assert_eq!(field_error(&x), ("too_deep".into(), "content".into()));
 }
+
+#[test]
+fn a_huge_declared_length_refused_unread_does_not_kill_the_relay() {
+    // tiny_http 0.12.0 drained an unread body into a buffer of the declared size: this request
+    // made it try to allocate 100 GB and abort. Refused both before (auth) and at the size
+    // check, with the client then closing its side.
+    for args in [&[][..], &["--auth-token", "t"][..]] {
+        let mut r = Relay::start(args, &[]);
+        for declared in ["100000000000", "18000000000000000000"] {
+            let x = r.send(&format!(
+                "POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{}}"
+            ));
+            assert!(x.status == 413 || x.status == 401, "{}", x.status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(r.alive(), "relay died: {}", r.stderr());
+        assert_eq!(r.get("/status").status, 200);
+    }
+}
+
+#[test]
+fn silent_clients_with_declared_bodies_do_not_starve_the_workers() {
+    // Each of these is refused (401) before its body is read, and then sends nothing: draining
+    // it waits for the read timeout. That must happen off the request workers (16 by default).
+    let r = Relay::start(&["--auth-token", "t"], &[]);
+    let held: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+            std::io::Write::write_all(
+                &mut s,
+                b"POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        assert_eq!(r.get("/status").status, 200);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    drop(held);
+}
