@@ -250,7 +250,11 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
     let reply = catch_unwind(AssertUnwindSafe(|| pipeline(ctx, &mut rq, &mut body_read)))
         .unwrap_or_else(|_| Reply::error(500, "internal error"));
     let reply = finish(ctx, &rq, reply);
-    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
+    // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
+    // 32 KiB and more to chunked encoding through an 8 KiB buffer).
+    let mut response = Response::from_data(reply.body)
+        .with_status_code(reply.status)
+        .with_chunked_threshold(usize::MAX);
     for (name, value) in reply.headers {
         if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(h);

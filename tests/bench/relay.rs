@@ -30,10 +30,14 @@ impl Drop for Relay {
     }
 }
 
-fn start_relay() -> Relay {
-    let dir = std::env::temp_dir().join(format!("cb-bench-{}", std::process::id()));
+fn bench_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cb-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn start_relay(dir: std::path::PathBuf) -> Relay {
     let mut child = Command::new(env!("CARGO_BIN_EXE_claude-bridge"))
         .args(["--port", "0", "--db"])
         .arg(dir.join("bench.db"))
@@ -197,7 +201,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5.0);
-    let relay = start_relay();
+    let relay = start_relay(bench_dir("main"));
     let ceiling = start_ceiling();
     println!(
         "claude-bridge bench: {secs} s per scenario, relay at {}",
@@ -244,8 +248,71 @@ fn main() {
     });
     report("GET /api/messages tail, 10 clients", &tail);
 
+    // A large keep-alive reply (~42 KB): would stall ~40 ms per reply without TCP_NODELAY.
+    for i in 0..90 {
+        let body = format!(
+            "{{\"channel\":\"bench:big\",\"sender\":\"b\",\"content\":\"{}{i}\"}}",
+            "x".repeat(300)
+        );
+        exchange(&mut s, &post("/api/send", &body)).expect("send");
+    }
+    let big = drive(relay.addr, 1, secs, |_, _| {
+        b"GET /api/messages?channel=bench:big&full=1&limit=90 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            .to_vec()
+    });
+    report("GET /api/messages 42 KB reply, 1 client", &big);
+
     println!(
         "send at 10 clients = {:.0}% of the hello-world ceiling",
         100.0 * send10 / ceiling_rps
     );
+    drop(relay);
+    large_db(secs);
+}
+
+/// `/api/state` and start-up on a db holding 1M messages in 100 channels.
+fn large_db(secs: f64) {
+    let dir = bench_dir("large");
+    let db = dir.join("bench.db");
+    {
+        let mut c = rusqlite::Connection::open(&db).expect("db");
+        c.execute_batch(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, \
+             channel TEXT NOT NULL, sender TEXT NOT NULL, content TEXT NOT NULL, timestamp TEXT NOT NULL); \
+             CREATE INDEX idx_messages_channel ON messages(channel); PRAGMA journal_mode=WAL;",
+        )
+        .expect("schema");
+        let tx = c.transaction().expect("tx");
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO messages (id, channel, sender, content, timestamp) \
+                     VALUES (?1, ?2, ?3, 'prefilled message', '2026-11-24T00:00:00.000000Z')",
+                )
+                .expect("prepare");
+            for i in 0..1_000_000u32 {
+                ins.execute(rusqlite::params![
+                    format!("m{i}"),
+                    format!("bulk:c{}", i % 100),
+                    format!("s{}", i % 7)
+                ])
+                .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let t = Instant::now();
+    let relay = start_relay(dir);
+    let mut s = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    let status = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    exchange(&mut s, status).expect("status");
+    println!(
+        "{:<38} {:>9.1} ms (migration + statistics of 1M rows)",
+        "start -> first /status 200, 1M msgs",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let state = drive(relay.addr, 1, secs, |_, _| {
+        b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec()
+    });
+    report("GET /api/state, 1M msgs, 1 client", &state);
 }
