@@ -244,11 +244,19 @@ fn has_large_body(rq: &Request) -> bool {
         && (rq.body_length().is_some() || header(rq.headers(), "Transfer-Encoding").is_some())
 }
 
+/// Run a handler; a panic becomes a JSON 500 for this request only (the bug is logged, the
+/// process and every other request go on).
+fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
+    catch_unwind(AssertUnwindSafe(handler)).unwrap_or_else(|_| {
+        eprintln!("error: a request handler panicked; answered 500");
+        Reply::error(500, "internal error")
+    })
+}
+
 /// Run one request through the pipeline and write the reply.
 fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
     let mut body_read = false;
-    let reply = catch_unwind(AssertUnwindSafe(|| pipeline(ctx, &mut rq, &mut body_read)))
-        .unwrap_or_else(|_| Reply::error(500, "internal error"));
+    let reply = guarded(|| pipeline(ctx, &mut rq, &mut body_read));
     let reply = finish(ctx, &rq, reply);
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
     // 32 KiB and more to chunked encoding through an 8 KiB buffer).
@@ -629,6 +637,14 @@ pub fn percent_decode(s: &str, plus_as_space: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_handler_becomes_a_json_500() {
+        let r = guarded(|| panic!("bug"));
+        assert_eq!(r.status, 500);
+        assert_eq!(r.body, br#"{"error":"internal error"}"#);
+        assert_eq!(guarded(|| Reply::error(404, "not found")).status, 404);
+    }
 
     #[test]
     fn percent_decoding() {
