@@ -1,10 +1,12 @@
 //! JSON API handlers and the routing table (`http-api.md` §3): each handler turns a [`Req`] into
 //! a [`Reply`] by calling [`crate::relay`]. Routing lives here, in one `match`.
 
+use crate::config::Config;
 use crate::dashboard;
 use crate::error::Error;
-use crate::http::{percent_decode, Ctx, Reply, Req};
 use crate::relay::Cursor;
+use crate::relay::Relay;
+use crate::wire::{percent_decode, Reply, Req};
 use crate::{clock, json, validate};
 use serde_json::{json, Map, Value};
 use tiny_http::Method;
@@ -15,15 +17,15 @@ const MAX_LIMIT: i64 = 500;
 const DEFAULT_LIMIT: i64 = 50;
 
 /// Dispatch a request that passed the pipeline to its handler.
-pub fn route(ctx: &Ctx, req: &Req<'_>) -> Reply {
+pub fn route(relay: &Relay, config: &Config, req: &Req<'_>) -> Reply {
     let get = matches!(req.method, Method::Get | Method::Head);
     let post = *req.method == Method::Post;
     match req.path {
         "/status" if get => status(),
         "/status" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/state" if get => handled(state(ctx)),
+        "/api/state" if get => handled(state(relay)),
         "/api/state" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/messages" if get => handled(messages(ctx, req)),
+        "/api/messages" if get => handled(messages(relay, req)),
         "/api/messages" if post => Reply::json(
             405,
             &json!({
@@ -34,21 +36,21 @@ pub fn route(ctx: &Ctx, req: &Req<'_>) -> Reply {
         )
         .with_header("Allow", "GET, HEAD"),
         "/api/messages" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/send" if post => handled(send(ctx, req)),
+        "/api/send" if post => handled(send(relay, req)),
         "/api/send" => Reply::method_not_allowed("POST"),
-        "/api/clear" if post => handled(clear(ctx, req)),
+        "/api/clear" if post => handled(clear(relay, req)),
         "/api/clear" => Reply::method_not_allowed("POST"),
         p if p.starts_with("/api/messages/") => {
             let id = &p["/api/messages/".len()..];
             if id.is_empty() || id.contains('/') {
                 not_found()
             } else if get {
-                handled(message(ctx, id))
+                handled(message(relay, id))
             } else {
                 Reply::method_not_allowed("GET, HEAD")
             }
         }
-        p if ctx.config.dashboard => match dashboard::asset(p) {
+        p if config.dashboard => match dashboard::asset(p) {
             Some(_) if !get => Reply::method_not_allowed("GET, HEAD"),
             Some((content_type, body)) => Reply {
                 status: 200,
@@ -57,6 +59,7 @@ pub fn route(ctx: &Ctx, req: &Req<'_>) -> Reply {
                     ("Cache-Control", "no-cache".into()),
                 ],
                 body: body.to_vec(),
+                stream: None,
             },
             None => not_found(),
         },
@@ -100,8 +103,7 @@ fn status() -> Reply {
     )
 }
 
-fn state(ctx: &Ctx) -> Result<Reply, Error> {
-    let relay = &ctx.relay;
+fn state(relay: &Relay) -> Result<Reply, Error> {
     let stats = relay.channels()?;
     let mut total = 0u64;
     let channels: Vec<Value> = stats
@@ -165,8 +167,7 @@ pub fn parse_int(raw: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-fn messages(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
-    let relay = &ctx.relay;
+fn messages(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let channel_raw = req.query_param("channel").unwrap_or_default();
     if channel_raw.is_empty() {
         return Ok(Reply::error(400, "channel parameter required"));
@@ -226,11 +227,11 @@ fn messages(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
     Ok(Reply::json(200, &Value::Object(out)))
 }
 
-fn message(ctx: &Ctx, raw_id: &str) -> Result<Reply, Error> {
+fn message(relay: &Relay, raw_id: &str) -> Result<Reply, Error> {
     let Some(id) = percent_decode(raw_id, false) else {
         return Ok(not_found());
     };
-    Ok(match ctx.relay.message(&id)? {
+    Ok(match relay.message(&id)? {
         Some(m) => Reply::json(200, &m.detail()),
         None => not_found(),
     })
@@ -246,10 +247,10 @@ fn body_object(req: &Req<'_>) -> Result<Map<String, Value>, Error> {
     }
 }
 
-fn send(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
+fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let args = body_object(req)?;
-    let send = ctx.relay.parse_send(&args)?;
-    let done = ctx.relay.send(&send)?;
+    let send = relay.parse_send(&args)?;
+    let done = relay.send(&send)?;
     let m = &done.message;
     Ok(Reply::json(
         200,
@@ -263,12 +264,10 @@ fn send(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
     ))
 }
 
-fn clear(ctx: &Ctx, req: &Req<'_>) -> Result<Reply, Error> {
+fn clear(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let args = body_object(req)?;
-    let channel = ctx
-        .relay
-        .existing_channel("channel", args.get("channel").unwrap_or(&Value::Null))?;
-    let cleared = ctx.relay.clear(channel)?;
+    let channel = relay.existing_channel("channel", args.get("channel").unwrap_or(&Value::Null))?;
+    let cleared = relay.clear(channel)?;
     Ok(Reply::json(
         200,
         &json!({"channel": channel, "cleared": cleared}),

@@ -12,35 +12,28 @@ use std::sync::Arc;
 /// `error: …`; exit code 1).
 pub fn run(config: Config) -> Result<(), String> {
     if config.stdio {
-        return Err("--stdio is not available in this build yet".into());
+        return run_stdio(&config);
     }
     if config.tls.is_some() {
         return Err(
             "TLS is not available in this build yet; terminate TLS in a reverse proxy".into(),
         );
     }
-    let (store, warnings) =
-        Store::open(&config.db_path, config.limits.synchronous_full).map_err(|e| e.to_string())?;
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
+    let relay = open_relay(&config)?;
     let db_abs = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
     let listener = http::bind(config.listen, config.port)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let relay = Relay::new(
-        store,
-        Settings {
-            max_message_bytes: config.limits.max_message_bytes,
-            retention_days: config.retention_days,
-            audit_enabled: config.audit_log,
-        },
-    );
     let banner = crate::config::banner(&config, bound.port(), &db_abs);
+    let sse = crate::transport::sse::Sessions::new(
+        config.limits.max_mcp_streams,
+        std::time::Duration::from_secs(config.limits.keepalive_seconds),
+    );
     let ctx = Arc::new(Ctx {
         relay,
+        sse,
         config,
         bound,
     });
@@ -53,4 +46,34 @@ pub fn run(config: Config) -> Result<(), String> {
         Stop::Signal => Ok(()),
         Stop::Fatal(msg) => Err(msg),
     }
+}
+
+fn open_relay(config: &Config) -> Result<Relay, String> {
+    let (store, warnings) =
+        Store::open(&config.db_path, config.limits.synchronous_full).map_err(|e| e.to_string())?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(Relay::new(
+        store,
+        Settings {
+            max_message_bytes: config.limits.max_message_bytes,
+            retention_days: config.retention_days,
+            audit_enabled: config.audit_log,
+        },
+    ))
+}
+
+/// MCP over stdin/stdout until stdin ends: nothing but protocol lines on stdout.
+fn run_stdio(config: &Config) -> Result<(), String> {
+    let relay = open_relay(config)?;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    crate::transport::stdio::serve(
+        &relay,
+        stdin.lock(),
+        stdout.lock(),
+        config.limits.max_request_bytes,
+    )
+    .map_err(|e| format!("stdio: {e}"))
 }

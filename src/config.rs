@@ -75,6 +75,9 @@ pub struct Limits {
     pub max_mcp_streams: usize,
     /// Request worker threads.
     pub workers: usize,
+    /// Seconds of silence after which an event stream gets a keep-alive comment (and a vanished
+    /// client is noticed).
+    pub keepalive_seconds: u64,
 }
 
 impl Default for Limits {
@@ -97,6 +100,7 @@ impl Default for Limits {
             default_max_attempts: 3,
             max_mcp_streams: 4096,
             workers: 16,
+            keepalive_seconds: 15,
         }
     }
 }
@@ -295,6 +299,12 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
         )? as u32,
         max_mcp_streams: n("CLAUDE_BRIDGE_MAX_MCP_STREAMS", d.max_mcp_streams, 1, big)?,
         workers: n("CLAUDE_BRIDGE_WORKERS", d.workers, 1, 1024)?,
+        keepalive_seconds: env.int(
+            "CLAUDE_BRIDGE_KEEPALIVE_SECONDS",
+            d.keepalive_seconds,
+            1,
+            60,
+        )?,
     })
 }
 

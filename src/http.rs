@@ -16,9 +16,9 @@
 use crate::api;
 use crate::config::Config;
 use crate::relay::Relay;
+use crate::wire::{all, header, Reply, Req};
 use constant_time_eq::constant_time_eq;
-use serde_json::{json, Value};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -34,6 +34,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Threads that answer requests refused before their body was read: dropping such a request
 /// drains the body from the socket, which a silent client can stretch to `READ_TIMEOUT`.
 const DRAIN_THREADS: usize = 2;
+/// Stack size of stream threads: they only format and write small events, so thousands of idle
+/// streams stay cheap.
+const STREAM_STACK: usize = 128 * 1024;
 /// How long a write may block on a client that stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stack size of request worker threads: room for 256-deep JSON in a debug build (the memory
@@ -44,80 +47,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 font-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 frame-ancestors 'none'; form-action 'self'";
 
-/// A reply value: what a handler decided, before security headers are added and it is written.
-#[derive(Debug)]
-pub struct Reply {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers besides the ones [`finish`] adds.
-    pub headers: Vec<(&'static str, String)>,
-    /// The whole body.
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// A JSON reply (`Content-Type: application/json`).
-    pub fn json(status: u16, value: &Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![("Content-Type", "application/json".into())],
-            // Serialising a Value cannot fail.
-            body: serde_json::to_vec(value).unwrap_or_default(),
-        }
-    }
-
-    /// A JSON error reply `{"error": msg}`.
-    pub fn error(status: u16, msg: &str) -> Reply {
-        Reply::json(status, &json!({ "error": msg }))
-    }
-
-    /// A 405 naming the allowed methods.
-    pub fn method_not_allowed(allow: &str) -> Reply {
-        Reply::error(405, "method not allowed").with_header("Allow", allow)
-    }
-
-    /// Add a header.
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-/// A request as the handlers see it: parsed target, headers, peer, and the body (read by the
-/// pipeline, within the limit).
-pub struct Req<'a> {
-    /// The method (HEAD is answered like GET).
-    pub method: &'a Method,
-    /// The path, still percent-encoded, without the query.
-    pub path: &'a str,
-    /// The raw query string (without `?`), empty when absent.
-    pub query: &'a str,
-    /// All request headers, duplicates included.
-    pub headers: &'a [Header],
-    /// The body bytes (empty for bodiless methods).
-    pub body: Vec<u8>,
-}
-
-impl Req<'_> {
-    /// The first value of a header, if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header(self.headers, name)
-    }
-
-    /// The first value of a query parameter, percent-decoded (`+` as space). `None` when absent
-    /// or not valid UTF-8 after decoding.
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k, true)? == name).then(|| percent_decode(v, true))?
-        })
-    }
-}
-
 /// Everything the pipeline needs, shared by every worker.
 pub struct Ctx {
     /// The operations.
     pub relay: Relay,
+    /// Open legacy-SSE MCP sessions.
+    pub sse: Arc<crate::transport::sse::Sessions>,
     /// The resolved configuration.
     pub config: Config,
     /// The bound address (for the banner and the dashboard).
@@ -257,7 +192,11 @@ fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
 fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
     let mut body_read = false;
     let reply = guarded(|| pipeline(ctx, &mut rq, &mut body_read));
-    let reply = finish(ctx, &rq, reply);
+    let mut reply = finish(ctx, &rq, reply);
+    if let Some(stream) = reply.stream.take() {
+        start_stream(rq, reply, stream);
+        return;
+    }
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
     // 32 KiB and more to chunked encoding through an 8 KiB buffer).
     let mut response = Response::from_data(reply.body)
@@ -278,6 +217,35 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
     }
     // A client that went away is not an error worth reporting.
     let _ = rq.respond(response);
+}
+
+/// Hand the connection to a stream thread: it writes the head (no length: the body lasts until
+/// either side closes) and runs the stream. Streams never run on the worker pool.
+fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream) {
+    let head_only = *rq.method() == Method::Head;
+    let mut head = format!("HTTP/1.1 {} OK\r\n", reply.status);
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut writer = rq.into_writer();
+    let spawned = thread::Builder::new()
+        .name("stream".into())
+        .stack_size(STREAM_STACK)
+        .spawn(move || {
+            if writer
+                .write_all(head.as_bytes())
+                .and_then(|()| writer.flush())
+                .is_ok()
+                && !head_only
+            {
+                stream(&mut writer);
+            }
+        });
+    if let Err(e) = spawned {
+        // The closure (and with it the session's registration and the connection) is dropped.
+        eprintln!("warning: cannot start a stream thread: {e}");
+    }
 }
 
 /// The stages of `http-api.md` §2, first failure answers.
@@ -352,7 +320,28 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
         headers: &headers,
         body,
     };
-    api::route(ctx, &req)
+    match req.path {
+        "/sse" if get_like(&method) => ctx.sse.open(authorization(&headers)),
+        "/sse" => Reply::method_not_allowed("GET, HEAD"),
+        p if p.starts_with("/messages/") => {
+            if method == Method::Post {
+                ctx.sse
+                    .post(&ctx.relay, query, authorization(&headers), &req.body)
+            } else {
+                Reply::method_not_allowed("POST")
+            }
+        }
+        _ => api::route(&ctx.relay, &ctx.config, &req),
+    }
+}
+
+fn get_like(m: &Method) -> bool {
+    matches!(m, Method::Get | Method::Head)
+}
+
+/// The credential a request carries (its `Authorization` header), which MCP sessions are bound to.
+fn authorization(headers: &[Header]) -> Option<&str> {
+    header(headers, "Authorization")
 }
 
 /// Add the headers every reply carries: security headers, `Vary: Origin`, CORS headers for
@@ -395,20 +384,16 @@ fn preflight(cfg: &Config, headers: &[Header]) -> Reply {
     if !cors_allowed(cfg, origin) {
         return Reply::error(400, "disallowed CORS origin");
     }
-    Reply {
-        status: 200,
-        headers: Vec::new(),
-        body: Vec::new(),
-    }
-    .with_header("Access-Control-Allow-Origin", origin)
-    .with_header("Access-Control-Allow-Credentials", "true")
-    .with_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-    .with_header(
-        "Access-Control-Allow-Headers",
-        "Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, \
+    Reply::empty(200)
+        .with_header("Access-Control-Allow-Origin", origin)
+        .with_header("Access-Control-Allow-Credentials", "true")
+        .with_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+        .with_header(
+            "Access-Control-Allow-Headers",
+            "Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, \
          Accept, Accept-Language, Content-Language",
-    )
-    .with_header("Access-Control-Max-Age", "600")
+        )
+        .with_header("Access-Control-Max-Age", "600")
 }
 
 fn cors_allowed(cfg: &Config, origin: &str) -> bool {
@@ -592,48 +577,6 @@ fn read_body(rq: &mut Request, headers: &[Header], max: usize) -> Result<Vec<u8>
     }
 }
 
-fn header<'h>(headers: &'h [Header], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
-}
-
-fn all<'h>(headers: &'h [Header], name: &str) -> Vec<&'h str> {
-    headers
-        .iter()
-        .filter(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
-        .collect()
-}
-
-/// Percent-decode `s` (and `+` as space when `plus_as_space`). Malformed `%` escapes are kept
-/// as written; `None` when the result is not UTF-8.
-pub fn percent_decode(s: &str, plus_as_space: bool) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' if plus_as_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -644,17 +587,6 @@ mod tests {
         assert_eq!(r.status, 500);
         assert_eq!(r.body, br#"{"error":"internal error"}"#);
         assert_eq!(guarded(|| Reply::error(404, "not found")).status, 404);
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b+c", true).unwrap(), "a b c");
-        assert_eq!(percent_decode("a%20b+c", false).unwrap(), "a b+c");
-        assert_eq!(percent_decode("100%", false).unwrap(), "100%");
-        assert_eq!(percent_decode("%zz%4", false).unwrap(), "%zz%4");
-        assert_eq!(percent_decode("%41", false).unwrap(), "A");
-        assert_eq!(percent_decode("%C3%A9", false).unwrap(), "é");
-        assert!(percent_decode("%FF", false).is_none());
     }
 
     #[test]

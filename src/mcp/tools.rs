@@ -1,0 +1,487 @@
+//! The MCP tools: their schemas (the single source of truth for argument checking), and each
+//! tool as a call into [`crate::relay`] plus a text rendering for the agent.
+//!
+//! Arguments are checked in the contract's order (`mcp.md` §3): unknown arguments → required
+//! ones → each argument's type and bounds in schema property order → exclusivity → the shared
+//! field rules (inside the relay) → the operation. Every failure is a tool result with
+//! `isError: true` and the §4.1 error shape as `structuredContent`, never a protocol error.
+
+use crate::clock;
+use crate::error::Error;
+use crate::model::StoredMessage;
+use crate::relay::{Cursor, Relay};
+use crate::validate::{self, FieldError};
+use serde_json::{json, Map, Value};
+use std::fmt::Write;
+
+/// Names of the tools this build serves, in `tools/list` order.
+pub const TOOL_NAMES: [&str; 6] = [
+    "bridge_send",
+    "bridge_receive",
+    "bridge_channels",
+    "bridge_ping",
+    "bridge_clear",
+    "bridge_status",
+];
+
+/// A tool's failure: the §4.1 shape with an optional field.
+struct ToolError {
+    field: Option<String>,
+    code: &'static str,
+    message: String,
+    error: String,
+}
+
+impl From<FieldError> for ToolError {
+    fn from(f: FieldError) -> Self {
+        ToolError {
+            field: Some(f.field),
+            code: f.code,
+            message: f.message,
+            error: f.error,
+        }
+    }
+}
+
+impl From<Error> for ToolError {
+    fn from(e: Error) -> Self {
+        let bare = |code, message: &str| ToolError {
+            field: None,
+            code,
+            message: message.to_owned(),
+            error: message.to_owned(),
+        };
+        match e {
+            Error::Field(f) => f.into(),
+            Error::Busy => bare("busy", "bridge database is busy; retry the operation"),
+            Error::Storage(msg) => {
+                eprintln!("warning: database error: {msg}");
+                bare("internal", "the bridge database failed; retry later")
+            }
+            other => bare("internal", &other.to_string()),
+        }
+    }
+}
+
+type Outcome = Result<(Value, String), ToolError>;
+
+/// The `tools/list` entries.
+pub fn list() -> Vec<Value> {
+    TOOL_NAMES
+        .iter()
+        .filter_map(|name| definition(name))
+        .collect()
+}
+
+fn annotations(title: &str, read_only: bool, destructive: bool, idempotent: Option<bool>) -> Value {
+    let mut a = Map::new();
+    a.insert("title".into(), json!(title));
+    a.insert("readOnlyHint".into(), json!(read_only));
+    a.insert("destructiveHint".into(), json!(destructive));
+    if let Some(i) = idempotent {
+        a.insert("idempotentHint".into(), json!(i));
+    }
+    a.insert("openWorldHint".into(), json!(false));
+    Value::Object(a)
+}
+
+fn tool(name: &str, description: &str, input: Value, annotations: Value) -> Value {
+    json!({
+        "name": name,
+        "description": description,
+        "inputSchema": input,
+        "outputSchema": {"type": "object", "additionalProperties": true},
+        "annotations": annotations,
+    })
+}
+
+fn no_args() -> Value {
+    json!({"type": "object", "properties": {}, "additionalProperties": false})
+}
+
+/// A tool's `tools/list` entry (schemas per `mcp.md` §4, descriptions ours).
+fn definition(name: &str) -> Option<Value> {
+    Some(match name {
+        "bridge_send" => tool(
+            name,
+            "Publish a message to a channel. Give `content` (text; a JSON object with a \"type\" \
+             field is best) or a structured `message` envelope, not both. Add an \
+             `idempotency_key` if you might retry: a repeat returns the first result instead of \
+             a copy.",
+            json!({"type": "object", "properties": {
+                "channel": {"type": "string", "minLength": 1, "maxLength": 256,
+                    "description": "Channel name, by convention <project>:<role>."},
+                "sender": {"type": "string", "minLength": 1, "maxLength": 128,
+                    "description": "Who you are, e.g. your machine or role."},
+                "content": {"type": "string", "description": "The message text, up to 128 KiB."},
+                "message": {"type": "object", "required": ["schema_version", "type", "content"],
+                    "properties": {"schema_version": {"const": 1}, "type": {"type": "string"}, "content": {}},
+                    "additionalProperties": true,
+                    "description": "A protocol-v1 envelope instead of content."},
+                "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 256,
+                    "description": "Makes retries safe: the same key and content store one message."}},
+             "required": ["channel", "sender"],
+             "oneOf": [{"required": ["content"], "not": {"required": ["message"]}},
+                       {"required": ["message"], "not": {"required": ["content"]}}],
+             "additionalProperties": false}),
+            annotations("Send a message", false, false, Some(false)),
+        ),
+        "bridge_receive" => tool(
+            name,
+            "Read a channel's messages, oldest first. Pass the id of the last message you handled \
+             as `since_id` to get only newer ones; without a cursor you get the newest `limit`. \
+             Reading never moves anything.",
+            json!({"type": "object", "properties": {
+                "channel": {"type": "string", "minLength": 1, "description": "Channel to read."},
+                "since_id": {"type": "string", "minLength": 1,
+                    "description": "Return only messages after this message id."},
+                "consumer_id": {"type": "string", "minLength": 1,
+                    "description": "Start after this consumer's acknowledged position (when no since_id)."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20,
+                    "description": "At most this many messages."}},
+             "required": ["channel"], "additionalProperties": false}),
+            annotations("Read messages", true, false, None),
+        ),
+        "bridge_channels" => tool(
+            name,
+            "List the channels that hold messages, with their message counts and last activity.",
+            no_args(),
+            annotations("List channels", true, false, None),
+        ),
+        "bridge_ping" => tool(
+            name,
+            "Check that the bridge is up; returns its version and how many channels and messages \
+             it holds.",
+            no_args(),
+            annotations("Ping the bridge", true, false, None),
+        ),
+        "bridge_clear" => tool(
+            name,
+            "Delete every message of a channel (and its queued tasks). Cannot be undone.",
+            json!({"type": "object", "properties": {
+                "channel": {"type": "string", "minLength": 1, "description": "Channel to delete."}},
+             "required": ["channel"], "additionalProperties": false}),
+            annotations("Clear a channel", false, true, Some(true)),
+        ),
+        "bridge_status" => tool(
+            name,
+            "Overview of every channel with its newest messages (per_channel of them, 1-50).",
+            json!({"type": "object", "properties": {
+                "per_channel": {"type": "integer", "default": 5,
+                    "description": "Newest messages to show per channel (clamped to 1-50)."}},
+             "additionalProperties": false}),
+            annotations("Bridge status", true, false, None),
+        ),
+        _ => return None,
+    })
+}
+
+/// Call a tool; always a `CallToolResult`.
+pub fn call(relay: &Relay, name: &str, args: &Map<String, Value>) -> Value {
+    let outcome = match definition(name) {
+        None => Err(ToolError {
+            field: Some("name".into()),
+            code: "unknown_tool",
+            message: "is not a tool of this server".into(),
+            error: format!("name: '{name}' is not a tool of this server"),
+        }),
+        Some(def) => check_args(&def["inputSchema"], args).and_then(|()| run(relay, name, args)),
+    };
+    match outcome {
+        Ok((structured, text)) => json!({
+            "content": [{"type": "text", "text": text}],
+            "structuredContent": structured,
+            "isError": false,
+        }),
+        Err(e) => json!({
+            "content": [{"type": "text", "text": e.error}],
+            "structuredContent": {"error": e.error, "field": e.field, "code": e.code, "message": e.message},
+            "isError": true,
+        }),
+    }
+}
+
+/// Check arguments against a tool's input schema (the subset our schemas use).
+fn check_args(schema: &Value, args: &Map<String, Value>) -> Result<(), ToolError> {
+    let empty = Map::new();
+    let props = schema["properties"].as_object().unwrap_or(&empty);
+    if let Some(unknown) = args.keys().find(|k| !props.contains_key(*k)) {
+        return Err(
+            FieldError::new(unknown, "unknown_field", "is not an accepted argument").into(),
+        );
+    }
+    let present = |k: &str| args.get(k).filter(|v| !v.is_null());
+    for req in schema["required"].as_array().into_iter().flatten() {
+        let k = req.as_str().unwrap_or_default();
+        if present(k).is_none() {
+            return Err(FieldError::new(k, "required", "must be provided").into());
+        }
+    }
+    for (k, p) in props {
+        let Some(v) = present(k) else { continue };
+        match p.get("type").and_then(Value::as_str) {
+            Some("string") => {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| FieldError::new(k, "invalid_type", "must be a string"))?;
+                if p.get("minLength").is_some() && s.is_empty() {
+                    return Err(FieldError::new(k, "required", "must not be empty").into());
+                }
+                if let Some(max) = p.get("maxLength").and_then(Value::as_u64) {
+                    if s.chars().count() as u64 > max {
+                        return Err(FieldError::new(
+                            k,
+                            "too_long",
+                            format!("must be at most {max} characters"),
+                        )
+                        .into());
+                    }
+                }
+            }
+            Some("integer") => {
+                let n = integer(v)
+                    .ok_or_else(|| FieldError::new(k, "invalid_type", "must be an integer"))?;
+                if let Some(min) = p.get("minimum").and_then(Value::as_i64) {
+                    if n < min {
+                        let msg = format!("must be at least {min}");
+                        return Err(FieldError::new(k, "out_of_range", msg).into());
+                    }
+                }
+                if let Some(max) = p.get("maximum").and_then(Value::as_i64) {
+                    if n > max {
+                        let msg = format!("must be at most {max}");
+                        return Err(FieldError::new(k, "out_of_range", msg).into());
+                    }
+                }
+            }
+            Some("object") if !v.is_object() => {
+                return Err(FieldError::new(k, "invalid_type", "must be an object").into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A JSON integer (not a float such as `5.0` or `1e2`, not a boolean), saturated to i64.
+fn integer(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) if n.is_i64() => n.as_i64(),
+        Value::Number(n) if n.is_u64() => Some(i64::MAX),
+        _ => None,
+    }
+}
+
+fn present<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    args.get(key).filter(|v| !v.is_null())
+}
+
+fn run(relay: &Relay, name: &str, args: &Map<String, Value>) -> Outcome {
+    match name {
+        "bridge_send" => send(relay, args),
+        "bridge_receive" => receive(relay, args),
+        "bridge_channels" => channels(relay),
+        "bridge_ping" => ping(relay),
+        "bridge_clear" => clear(relay, args),
+        "bridge_status" => status(relay, args),
+        _ => unreachable!("definition() and run() list the same tools"),
+    }
+}
+
+fn send(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+    if present(args, "content").is_some() == present(args, "message").is_some() {
+        return Err(FieldError::new(
+            "content",
+            "exclusive",
+            "provide exactly one of content or message",
+        )
+        .into());
+    }
+    let send = relay.parse_send(args)?;
+    let done = relay.send(&send)?;
+    let m = &done.message;
+    let ts = clock::render(&m.timestamp);
+    let mut text = format!(
+        "Sent to {} as message {} (seq {}, {ts}).",
+        m.channel, m.id, m.seq
+    );
+    if done.deduplicated {
+        text.push_str(" deduplicated: this idempotency key was already used for this content, so the first send's result is returned and nothing new was stored.");
+    }
+    Ok((
+        json!({"id": m.id, "seq": m.seq, "channel": m.channel, "sender": send.sender,
+               "timestamp": ts, "deduplicated": done.deduplicated}),
+        text,
+    ))
+}
+
+fn receive(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+    let channel = relay.existing_channel("channel", &args["channel"])?;
+    let since_id = match present(args, "since_id") {
+        Some(v) => Some(validate::identity("since_id", v, validate::MAX_REF_CHARS)?),
+        None => None,
+    };
+    let consumer_id = match present(args, "consumer_id") {
+        Some(v) => Some(validate::identity(
+            "consumer_id",
+            v,
+            validate::MAX_CONSUMER_CHARS,
+        )?),
+        None => None,
+    };
+    let limit = present(args, "limit").and_then(integer).unwrap_or(20) as usize;
+    let page = match (since_id, consumer_id) {
+        (Some(id), _) => relay.read(channel, Cursor::After(id), limit)?,
+        (None, Some(c)) => {
+            let after = relay.store.consumer_seq(c, channel)?;
+            crate::relay::Page {
+                messages: relay.store.after(channel, after, limit)?,
+                stale_cursor: false,
+            }
+        }
+        (None, None) => relay.read(channel, Cursor::Newest, limit)?,
+    };
+    let next = page
+        .messages
+        .last()
+        .map(|m| json!(m.id))
+        .unwrap_or_else(|| json!(since_id));
+    let warning = page.stale_cursor.then_some("since_id_not_found");
+    let mut text = String::new();
+    if page.stale_cursor {
+        let _ = write!(
+            text,
+            "since_id {} is not a message of {channel} (the channel may have been cleared). \
+             Call bridge_receive without since_id to read the newest messages.",
+            since_id.unwrap_or_default()
+        );
+    } else if page.messages.is_empty() {
+        let _ = write!(text, "No new messages in {channel}.");
+    } else {
+        let _ = writeln!(
+            text,
+            "{} message(s) in {channel}, oldest first:",
+            page.messages.len()
+        );
+        for m in &page.messages {
+            render_full(&mut text, m);
+        }
+        if let Some(last) = page.messages.last() {
+            let _ = write!(
+                text,
+                "\nNext time pass since_id={} to get only newer messages.",
+                last.id
+            );
+        }
+    }
+    Ok((
+        json!({
+            "channel": channel,
+            "messages": page.messages.iter().map(StoredMessage::record).collect::<Vec<_>>(),
+            "next_cursor": next,
+            "consumer_id": consumer_id,
+            "warning": warning,
+        }),
+        text,
+    ))
+}
+
+fn render_full(text: &mut String, m: &StoredMessage) {
+    let _ = writeln!(
+        text,
+        "\n[seq {}] from {} at {} (id {}):\n{}",
+        m.seq,
+        m.sender,
+        clock::render(&m.timestamp),
+        m.id,
+        m.content
+    );
+}
+
+fn channels(relay: &Relay) -> Outcome {
+    let stats = relay.channels()?;
+    let total: u64 = stats.values().map(|s| s.count).sum();
+    let list: Vec<Value> = stats
+        .iter()
+        .map(|(c, s)| json!({"channel": c, "count": s.count, "last_timestamp": clock::render(&s.last_timestamp)}))
+        .collect();
+    let mut text = String::new();
+    if stats.is_empty() {
+        text.push_str("There are no channels yet (none holds a message).");
+    } else {
+        let _ = writeln!(text, "{} channel(s), {total} message(s):", stats.len());
+        for (c, s) in &stats {
+            let _ = writeln!(
+                text,
+                "- {c}: {} message(s), last at {}",
+                s.count,
+                clock::render(&s.last_timestamp)
+            );
+        }
+    }
+    Ok((json!({"channels": list, "total_messages": total}), text))
+}
+
+fn ping(relay: &Relay) -> Outcome {
+    let stats = relay.channels()?;
+    let total: u64 = stats.values().map(|s| s.count).sum();
+    let now = clock::now();
+    Ok((
+        json!({"service": "claude-bridge", "version": env!("CARGO_PKG_VERSION"),
+               "channels": stats.len(), "messages": total, "server_time": now}),
+        format!(
+            "claude-bridge {} is online: {} channel(s), {total} message(s); server time {now}.",
+            env!("CARGO_PKG_VERSION"),
+            stats.len()
+        ),
+    ))
+}
+
+fn clear(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+    let channel = relay.existing_channel("channel", &args["channel"])?;
+    let cleared = relay.clear(channel)?;
+    Ok((
+        json!({"channel": channel, "cleared": cleared}),
+        format!("Cleared {channel}: deleted {cleared} message(s)."),
+    ))
+}
+
+fn status(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+    let per = present(args, "per_channel")
+        .and_then(integer)
+        .unwrap_or(5)
+        .clamp(1, 50) as usize;
+    let stats = relay.channels()?;
+    let mut list = Vec::with_capacity(stats.len());
+    let mut text = String::new();
+    if stats.is_empty() {
+        text.push_str("There are no channels yet (none holds a message).");
+    }
+    for (c, s) in &stats {
+        let newest = relay.store.newest(c, per)?;
+        let _ = writeln!(text, "{c}: {} message(s)", s.count);
+        for m in &newest {
+            let flat: String = m
+                .content
+                .chars()
+                .take(160)
+                .collect::<String>()
+                .replace('\n', " ");
+            let more = if m.content.chars().count() > 160 {
+                "…"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                text,
+                "  [seq {}] {} at {}: {flat}{more}",
+                m.seq,
+                m.sender,
+                clock::render(&m.timestamp)
+            );
+        }
+        list.push(json!({"channel": c, "total": s.count,
+                         "messages": newest.iter().map(StoredMessage::record).collect::<Vec<_>>()}));
+    }
+    Ok((json!({"channels": list}), text))
+}
