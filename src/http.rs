@@ -339,9 +339,10 @@ fn get_like(m: &Method) -> bool {
     matches!(m, Method::Get | Method::Head)
 }
 
-/// The credential a request carries (its `Authorization` header), which MCP sessions are bound to.
+/// The credential a request carries (the part of `Authorization` after the scheme, which is
+/// matched case-insensitively), which MCP sessions are bound to.
 fn authorization(headers: &[Header]) -> Option<&str> {
-    header(headers, "Authorization")
+    header(headers, "Authorization").map(|v| v.split_once(' ').map_or(v, |(_, cred)| cred))
 }
 
 /// Add the headers every reply carries: security headers, `Vary: Origin`, CORS headers for

@@ -8,5 +8,6 @@ mod cli;
 mod concurrency;
 mod limits;
 mod malformed;
+mod mcp;
 mod migration;
 mod policy;

@@ -32,6 +32,21 @@ struct ToolError {
     error: String,
 }
 
+impl ToolError {
+    /// The text an agent reads: always names the field (when there is one) and the reason.
+    fn text(&self) -> String {
+        let base = match &self.field {
+            Some(f) => format!("{f}: {}", self.message),
+            None => self.message.clone(),
+        };
+        if self.error == base {
+            base
+        } else {
+            format!("{base} ({})", self.error)
+        }
+    }
+}
+
 impl From<FieldError> for ToolError {
     fn from(f: FieldError) -> Self {
         ToolError {
@@ -179,12 +194,12 @@ fn definition(name: &str) -> Option<Value> {
 /// Call a tool; always a `CallToolResult`.
 pub fn call(relay: &Relay, name: &str, args: &Map<String, Value>) -> Value {
     let outcome = match definition(name) {
-        None => Err(ToolError {
-            field: Some("name".into()),
-            code: "unknown_tool",
-            message: "is not a tool of this server".into(),
-            error: format!("name: '{name}' is not a tool of this server"),
-        }),
+        None => Err(FieldError::new(
+            "name",
+            "unknown_tool",
+            format!("'{name}' is not a tool of this server; tools/list shows the tools"),
+        )
+        .into()),
         Some(def) => check_args(&def["inputSchema"], args).and_then(|()| run(relay, name, args)),
     };
     match outcome {
@@ -194,7 +209,7 @@ pub fn call(relay: &Relay, name: &str, args: &Map<String, Value>) -> Value {
             "isError": false,
         }),
         Err(e) => json!({
-            "content": [{"type": "text", "text": e.error}],
+            "content": [{"type": "text", "text": e.text()}],
             "structuredContent": {"error": e.error, "field": e.field, "code": e.code, "message": e.message},
             "isError": true,
         }),

@@ -380,3 +380,83 @@ pub fn field_error(r: &Resp) -> (String, String) {
     );
     (code, field)
 }
+
+/// The Python interpreter of a venv holding the official MCP SDK (`mcp==1.30.0`), created under
+/// `target/test-tools/venv` on first use (needs `python3` and the package index).
+pub fn mcp_python() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".mcp-1.30.0");
+    if !ready.exists() {
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .map(|s| s.success());
+        assert!(
+            matches!(ok, Ok(true)),
+            "python3 -m venv failed: the MCP SDK tests need python3"
+        );
+        let ok = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "mcp==1.30.0",
+            ])
+            .status()
+            .map(|s| s.success());
+        assert!(matches!(ok, Ok(true)), "pip install mcp==1.30.0 failed");
+        std::fs::write(&ready, "").unwrap();
+    }
+    python
+}
+
+/// Run a Python client script from `tests/clients/` with the MCP SDK venv; returns its stdout
+/// parsed as JSON (panics with its stderr otherwise).
+pub fn run_client(script: &str, args: &[&str]) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut child = Command::new(mcp_python())
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{script} {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The number of threads of a process (Linux).
+pub fn thread_count(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}

@@ -1,0 +1,89 @@
+"""Drive claude-bridge with the official MCP Python SDK and print what it saw, as JSON.
+
+Usage:
+  mcp_check.py sse URL [TOKEN]
+  mcp_check.py stdio BINARY DB
+
+Runs one session: initialize, list tools, then a fixed list of tool calls (successes and
+errors). The Rust test (tests/mcp.rs) checks the output field by field.
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+
+CALLS = [
+    ("bridge_ping", {}),
+    ("bridge_channels", {}),
+    ("bridge_status", {}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py", "content": "hello from python"}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py", "content": '{"type":"task.request","n":1}',
+                     "idempotency_key": "k-1"}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py", "content": '{"type":"task.request","n":1}',
+                     "idempotency_key": "k-1"}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py",
+                     "message": {"schema_version": 1, "type": "note", "content": {"k": [1, 2]}}}),
+    ("bridge_receive", {"channel": "sdk:main"}),
+    ("bridge_receive", {"channel": "sdk:main", "since_id": "not-a-real-id"}),
+    ("bridge_receive", {"channel": "sdk:main", "limit": 1}),
+    ("bridge_channels", {}),
+    ("bridge_ping", {}),
+    ("bridge_status", {"per_channel": 2}),
+    ("bridge_send", {"channel": " bad", "sender": "py", "content": "x"}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py"}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py", "content": "x", "extra": 1}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py", "content": "x" * 131073}),
+    ("bridge_send", {"channel": "sdk:main", "sender": "py", "content": "other", "idempotency_key": "k-1"}),
+    ("bridge_receive", {"channel": "sdk:main", "limit": 0}),
+    ("bridge_receive", {"channel": "sdk:main", "limit": 5.5}),
+    ("bridge_receive", {}),
+    ("bridge_no_such_tool", {}),
+    ("bridge_clear", {"channel": "sdk:main"}),
+    ("bridge_clear", {"channel": "sdk:never"}),
+    ("bridge_channels", {}),
+]
+
+
+async def session_run(read, write):
+    out = {}
+    async with ClientSession(read, write) as s:
+        init = await s.initialize()
+        out["protocol_version"] = init.protocolVersion
+        out["server_info"] = init.serverInfo.model_dump()
+        out["instructions"] = init.instructions
+        out["capabilities"] = init.capabilities.model_dump(exclude_none=True)
+        tools = await s.list_tools()
+        out["tools"] = [t.model_dump(exclude_none=True) for t in tools.tools]
+        await s.send_ping()
+        results = []
+        for name, args in CALLS:
+            r = await s.call_tool(name, args)
+            results.append({
+                "name": name,
+                "args": {k: v for k, v in args.items() if k != "content" or len(v) < 1000},
+                "is_error": r.isError,
+                "structured": r.structuredContent,
+                "texts": [c.text for c in r.content if c.type == "text"],
+            })
+        out["calls"] = results
+    return out
+
+
+async def main():
+    kind = sys.argv[1]
+    if kind == "sse":
+        headers = {"Authorization": f"Bearer {sys.argv[3]}"} if len(sys.argv) > 3 else None
+        async with sse_client(sys.argv[2], headers=headers) as (read, write):
+            out = await session_run(read, write)
+    else:
+        params = StdioServerParameters(command=sys.argv[2], args=["--stdio", "--db", sys.argv[3]])
+        async with stdio_client(params) as (read, write):
+            out = await session_run(read, write)
+    print(json.dumps(out))
+
+
+asyncio.run(main())
