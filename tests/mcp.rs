@@ -621,3 +621,83 @@ fn two_processes_four_threads_each_500_sends_no_lock_errors() {
     let mut sink = Vec::new();
     let _ = s.stdout.get_mut().take(0).read_to_end(&mut sink);
 }
+
+#[test]
+fn claude_code_connects_over_sse_and_stdio_and_reports_a_wrong_token_as_401() {
+    let claude = crate::support::claude_cli();
+    let r = Relay::start(&["--auth-token", "cc-token"], &[]);
+    let home = TempDir::new();
+    let db = home.path().join("stdio.db").display().to_string();
+    let url = format!("http://{}/sse", r.addr);
+    let run = |args: &[&str]| {
+        let out = Command::new(&claude)
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .current_dir(home.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "claude {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[
+        "mcp",
+        "add",
+        "-t",
+        "sse",
+        "good",
+        &url,
+        "-H",
+        "Authorization: Bearer cc-token",
+    ]);
+    run(&[
+        "mcp",
+        "add",
+        "-t",
+        "sse",
+        "bad",
+        &url,
+        "-H",
+        "Authorization: Bearer wrong",
+    ]);
+    run(&["mcp", "add", "local", "--", BIN, "--stdio", "--db", &db]);
+    let list = run(&["mcp", "list"]);
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing in: {list}"))
+            .to_string()
+    };
+    assert!(
+        line("good").contains("Connected") && !line("good").contains("Failed"),
+        "{list}"
+    );
+    assert!(
+        line("local").contains("Connected") && !line("local").contains("Failed"),
+        "{list}"
+    );
+    assert!(line("bad").contains("Failed"), "{list}");
+    // Claude Code's own log for the bad server names the 401 rejection (not an OAuth attempt).
+    let mut logs = String::new();
+    let cache = home.path().join(".cache/claude-cli-nodejs");
+    for project in std::fs::read_dir(&cache).unwrap().flatten() {
+        if let Ok(files) = std::fs::read_dir(project.path().join("mcp-logs-bad")) {
+            for f in files.flatten() {
+                logs.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+            }
+        }
+    }
+    assert!(logs.contains("401"), "no 401 in Claude Code's log: {logs}");
+    assert!(
+        logs.contains("rejected the configured Authorization header"),
+        "{logs}"
+    );
+}

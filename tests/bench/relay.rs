@@ -89,7 +89,7 @@ fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Resul
         if stream.read_line(&mut line)? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        if line.starts_with("HTTP/1.1 200") {
+        if line.starts_with("HTTP/1.1 2") {
             status_ok = true;
         }
         let l = line.to_ascii_lowercase();
@@ -266,8 +266,88 @@ fn main() {
         "send at 10 clients = {:.0}% of the hello-world ceiling",
         100.0 * send10 / ceiling_rps
     );
+    mcp_round_trips(&relay);
     drop(relay);
     large_db(secs);
+}
+
+fn report_latencies(name: &str, mut lat: Vec<u64>) {
+    lat.sort_unstable();
+    println!(
+        "{name:<38} p50 {:>6.3} ms   p99 {:>6.3} ms   ({} calls)",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        lat.len()
+    );
+}
+
+fn send_call(id: usize) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"bridge_send\",\"arguments\":{{\"channel\":\"bench:mcp\",\"sender\":\"b\",\"content\":\"call {id}\"}}}}}}"
+    )
+}
+
+/// `bridge_send` round trips, 1,000 calls each: over legacy SSE (POST to the session, reply read
+/// from the event stream) and over a `--stdio` process (one line out, one line back).
+fn mcp_round_trips(relay: &Relay) {
+    const CALLS: usize = 1000;
+    // SSE: one stream, one keep-alive connection for the POSTs.
+    let mut stream = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    stream
+        .get_mut()
+        .write_all(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("write");
+    let mut line = String::new();
+    let mut path = String::new();
+    while path.is_empty() {
+        line.clear();
+        stream.read_line(&mut line).expect("read");
+        if let Some(p) = line.strip_prefix("data: ") {
+            path = p.trim().to_owned();
+        }
+    }
+    let mut posts = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    let mut lat = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
+        let body = send_call(i);
+        let req = post(&path, &body);
+        let t = Instant::now();
+        exchange(&mut posts, &req).expect("post");
+        loop {
+            line.clear();
+            stream.read_line(&mut line).expect("event");
+            if line.starts_with("data: ") {
+                break;
+            }
+        }
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    report_latencies("bridge_send over /sse", lat);
+
+    // stdio: a second process on its own db.
+    let dir = bench_dir("stdio");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-bridge"))
+        .arg("--stdio")
+        .arg("--db")
+        .arg(dir.join("bench.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start --stdio");
+    let mut input = child.stdin.take().expect("stdin");
+    let mut output = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lat = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
+        let t = Instant::now();
+        writeln!(input, "{}", send_call(i)).expect("write");
+        line.clear();
+        output.read_line(&mut line).expect("read");
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    report_latencies("bridge_send over stdio", lat);
+    drop(input);
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `/api/state` and start-up on a db holding 1M messages in 100 channels.

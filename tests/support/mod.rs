@@ -460,3 +460,26 @@ pub fn thread_count(pid: u32) -> usize {
         .and_then(|n| n.trim().parse().ok())
         .unwrap()
 }
+
+/// Claude Code's CLI (`@anthropic-ai/claude-code`, pinned), installed with npm under
+/// `target/test-tools/claude-code` on first use (needs `npm` and the package registry).
+pub fn claude_cli() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/claude-code");
+    let bin = dir.join("node_modules/.bin/claude");
+    if !bin.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("@anthropic-ai/claude-code@2.1.197")
+            .status()
+            .map(|s| s.success());
+        assert!(
+            matches!(ok, Ok(true)),
+            "npm install @anthropic-ai/claude-code failed (npm needed)"
+        );
+    }
+    bin
+}
