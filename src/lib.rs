@@ -8,15 +8,19 @@
 //!
 //! A request enters through tiny_http's accept thread and waits in its queue; a fixed pool of
 //! worker threads ([`http`]) pulls requests, runs them through the policy pipeline (CORS, Host,
-//! Origin, media type, auth, body limits) and hands them to the routing table in [`api`]. Every
-//! handler calls an operation in [`relay`], which validates with [`validate`] / [`model`],
-//! writes or reads through [`store`] (one mutex-guarded SQLite connection), and announces
-//! changes on the [`hub`] (a `Mutex` + `Condvar` wake-up). The handler returns a [`http::Reply`]
-//! value; only then is anything written to the socket.
+//! Origin, media type, auth, body limits) and routes them: MCP transport paths to
+//! [`transport`], everything else to the JSON API in [`api`]. MCP messages, from any transport,
+//! go through [`mcp::handle`], whose tools call the same [`relay`] operations the JSON API
+//! calls. [`relay`] validates with [`validate`] / [`model`], writes or reads through [`store`]
+//! (one mutex-guarded SQLite connection), and announces changes on the [`hub`] (a `Mutex` +
+//! `Condvar` wake-up). Handlers return a [`wire::Reply`] value; only then is anything written to
+//! the socket. A reply may carry a stream (legacy SSE), which the front hands to its own thread.
+//! With `--stdio` there is no HTTP at all: [`transport::stdio`] feeds stdin lines to the same
+//! [`mcp::handle`].
 //!
-//! Imports run one way: `main` → [`app`] → [`http`] → [`api`] → [`relay`] → [`store`] +
-//! [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`]; [`cli`] and
-//! [`config`] sit at the bottom beside them.
+//! Imports run one way: `main` → [`app`] → [`http`] → [`transport`] / [`api`] → [`mcp`] →
+//! [`relay`] → [`store`] + [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] /
+//! [`error`] / [`wire`]; [`cli`] and [`config`] sit at the bottom beside them.
 //!
 //! ## Modules
 //!
@@ -26,7 +30,12 @@
 //! - [`app`]: the composition root; opens the store, binds, prints the banner, serves.
 //! - [`http`]: listener (`TCP_NODELAY`, timeouts), worker pool, the request pipeline, security
 //!   headers, body reading within the limit.
+//! - [`wire`]: the request view and reply value shared by the front and the handlers.
 //! - [`api`]: the routing table and the JSON API handlers.
+//! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line) and `sse` (legacy
+//!   HTTP+SSE: session registry, event streams on their own threads).
+//! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch, `initialize` negotiation, the
+//!   tool table with schema-driven argument checks, the tools and their text renderings.
 //! - [`dashboard`]: `static/` embedded with `include_bytes!`.
 //! - [`relay`]: the operations (send, read, clear, channels); the one place the JSON API and
 //!   the MCP tools call.
@@ -47,7 +56,13 @@
 //! - Every write is one `BEGIN IMMEDIATE` transaction; a 200 means the row is committed.
 //! - No lock is held across network I/O: handlers lock, query, unlock, and return a value that
 //!   the worker writes afterwards.
-//! - Requests run on a fixed worker pool; long-lived streams (later: SSE) never do.
+//! - Requests run on a fixed worker pool; long-lived streams never do: each SSE stream has its
+//!   own 128 KiB-stack thread that owns only a channel receiver, and ends (freeing its session)
+//!   when a write fails, at the latest at the next keep-alive.
+//! - The MCP core never touches a socket; transports never interpret tool semantics. A message
+//!   sent with `bridge_send` and one sent with `POST /api/send` pass the same validation and the
+//!   same insert (`relay::parse_send` / `relay::send`).
+//! - An MCP session is bound to the credential that opened it; a session id is not a credential.
 //! - `/api/state` reads channel statistics kept in memory and synced incrementally with other
 //!   processes (new rows by `seq`, clears by the event outbox), so its cost grows with channels,
 //!   not messages.
@@ -61,6 +76,8 @@
 //!   accepted and means 127.0.0.1.
 //! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops
 //!   reading cannot pin a worker forever.
+//! - stdio handles one message at a time (none of the tools served so far waits); legacy-SSE
+//!   requests of one session run concurrently on the workers.
 //! - A storage failure other than "busy" (disk full, I/O error) answers 503 with a JSON error
 //!   and is logged on stderr; it never becomes a 500.
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that

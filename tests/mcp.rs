@@ -184,6 +184,16 @@ fn check_session(out: &Value) {
     assert_eq!(*ok(22), json!({"channel": "sdk:main", "cleared": 3}));
     assert_eq!(*ok(23), json!({"channel": "sdk:never", "cleared": 0}));
     assert_eq!(*ok(24), json!({"channels": [], "total_messages": 0}));
+    err(25, "unknown_field", json!("verbose"));
+    err(26, "unknown_field", json!("channel"));
+    err(27, "required", json!("channel"));
+    err(28, "control_character", json!("channel"));
+    err(29, "invalid_type", json!("per_channel"));
+    assert_eq!(
+        *ok(30),
+        json!({"channels": []}),
+        "per_channel is clamped, not an error"
+    );
 }
 
 /// Replace values that differ between runs (ids, times) so two sessions can be compared.

@@ -126,11 +126,14 @@ impl Sessions {
             Ok(v) if v.is_object() || v.is_array() => v,
             _ => return Reply::error(400, "the body is not a JSON-RPC message"),
         };
-        // The session's state is locked only while this one message is handled.
-        let reply = {
-            let mut session = state.lock().unwrap_or_else(|p| p.into_inner());
-            mcp::handle(relay, &mut session, &msg)
-        };
+        // Requests of one session run concurrently: the state is copied out, and written back
+        // only if this message changed it (initialize).
+        let before = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut session = before.clone();
+        let reply = mcp::handle(relay, &mut session, &msg);
+        if session.version != before.version {
+            *state.lock().unwrap_or_else(|p| p.into_inner()) = session;
+        }
         if let Some(r) = reply {
             if tx.send(r.to_string()).is_err() {
                 return Reply::error(404, "unknown or closed session");

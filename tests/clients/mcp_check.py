@@ -45,6 +45,12 @@ CALLS = [
     ("bridge_clear", {"channel": "sdk:main"}),
     ("bridge_clear", {"channel": "sdk:never"}),
     ("bridge_channels", {}),
+    ("bridge_ping", {"verbose": True}),
+    ("bridge_channels", {"channel": "x"}),
+    ("bridge_clear", {}),
+    ("bridge_clear", {"channel": "bad\u0007name"}),
+    ("bridge_status", {"per_channel": "many"}),
+    ("bridge_status", {"per_channel": -3}),
 ]
 
 
