@@ -1,7 +1,7 @@
 //! The HTTP front: listener, worker pool, and the request pipeline every request passes
 //! (`http-api.md` §2), in this order: CORS preflight → Host allow-list → Origin check → JSON media
 //! type → authentication → body size and framing → routing. Security and CORS headers are added
-//! to every reply in one place ([`finish`]).
+//! to every reply in one place (`finish`).
 //!
 //! Invariants:
 //! - Requests are handled by a fixed pool of workers pulling from `Server::recv()`; no thread per
