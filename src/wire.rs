@@ -10,7 +10,7 @@ use tiny_http::{Header, Method};
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Headers besides the ones [`finish`] adds.
+    /// Headers besides the security and CORS headers the HTTP front adds to every reply.
     pub headers: Vec<(&'static str, String)>,
     /// The whole body.
     pub body: Vec<u8>,
