@@ -31,9 +31,15 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.max_mcp_streams,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
+    let mcp = crate::transport::streamable::Sessions::new(
+        config.limits.stateless_http,
+        config.limits.max_mcp_streams,
+        std::time::Duration::from_secs(config.limits.keepalive_seconds),
+    );
     let ctx = Arc::new(Ctx {
         relay,
         sse,
+        mcp,
         config,
         bound,
     });

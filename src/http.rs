@@ -53,6 +53,8 @@ pub struct Ctx {
     pub relay: Relay,
     /// Open legacy-SSE MCP sessions.
     pub sse: Arc<crate::transport::sse::Sessions>,
+    /// Streamable-HTTP MCP sessions (`/mcp`).
+    pub mcp: Arc<crate::transport::streamable::Sessions>,
     /// The resolved configuration.
     pub config: Config,
     /// The bound address (for the banner and the dashboard).
@@ -276,7 +278,8 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
         method,
         Method::Post | Method::Put | Method::Patch | Method::Delete
     );
-    if mutation {
+    // On /mcp the Origin check applies to every method (`mcp.md` §1.3).
+    if mutation || path == "/mcp" {
         let origins = all(&headers, "Origin");
         if origins.len() > 1 {
             return Reply::error(400, "duplicate origin header");
@@ -321,6 +324,17 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
         body,
     };
     match req.path {
+        "/mcp" => ctx.mcp.serve(
+            &ctx.relay,
+            &crate::transport::streamable::Request {
+                method: &method,
+                session_id: header(&headers, "Mcp-Session-Id"),
+                protocol_version: header(&headers, "MCP-Protocol-Version"),
+                accept: header(&headers, "Accept"),
+                credential: authorization(&headers),
+                body: &req.body,
+            },
+        ),
         "/sse" if get_like(&method) => ctx.sse.open(authorization(&headers)),
         "/sse" => Reply::method_not_allowed("GET, HEAD"),
         p if p.starts_with("/messages/") => {

@@ -223,7 +223,7 @@ fn normalise(v: &Value) -> Value {
 }
 
 #[test]
-fn python_sdk_over_stdio_and_sse_gives_the_same_results() {
+fn python_sdk_over_stdio_sse_and_streamable_http_give_the_same_results() {
     let dir = TempDir::new();
     let db = dir.path().join("stdio.db").display().to_string();
     let stdio = run_client("mcp_check.py", &["stdio", BIN, &db]);
@@ -231,6 +231,12 @@ fn python_sdk_over_stdio_and_sse_gives_the_same_results() {
     let r = Relay::start(&[], &[]);
     let sse = run_client("mcp_check.py", &["sse", &format!("http://{}/sse", r.addr)]);
     check_session(&sse);
+    let r2 = Relay::start(&[], &[]);
+    let http = run_client(
+        "mcp_check.py",
+        &["http", &format!("http://{}/mcp", r2.addr)],
+    );
+    check_session(&http);
     let pick = |o: &Value| {
         normalise(&json!(o["calls"]
             .as_array()
@@ -240,7 +246,16 @@ fn python_sdk_over_stdio_and_sse_gives_the_same_results() {
             .collect::<Vec<_>>()))
     };
     assert_eq!(pick(&stdio), pick(&sse));
+    assert_eq!(pick(&stdio), pick(&http));
     assert_eq!(stdio["tools"], sse["tools"]);
+    assert_eq!(stdio["tools"], http["tools"]);
+}
+
+#[test]
+fn python_sdk_over_streamable_http_with_a_token() {
+    let r = Relay::start(&["--auth-token", "sdk-token"], &[]);
+    let url = format!("http://{}/mcp", r.addr);
+    check_session(&run_client("mcp_check.py", &["http", &url, "sdk-token"]));
 }
 
 #[test]
@@ -633,7 +648,7 @@ fn two_processes_four_threads_each_500_sends_no_lock_errors() {
 }
 
 #[test]
-fn claude_code_connects_over_sse_and_stdio_and_reports_a_wrong_token_as_401() {
+fn claude_code_connects_over_sse_http_and_stdio_and_reports_a_wrong_token_as_401() {
     let claude = crate::support::claude_cli();
     let r = Relay::start(&["--auth-token", "cc-token"], &[]);
     let home = TempDir::new();
@@ -658,26 +673,16 @@ fn claude_code_connects_over_sse_and_stdio_and_reports_a_wrong_token_as_401() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    run(&[
-        "mcp",
-        "add",
-        "-t",
-        "sse",
-        "good",
-        &url,
-        "-H",
-        "Authorization: Bearer cc-token",
-    ]);
-    run(&[
-        "mcp",
-        "add",
-        "-t",
-        "sse",
-        "bad",
-        &url,
-        "-H",
-        "Authorization: Bearer wrong",
-    ]);
+    let http_url = format!("http://{}/mcp", r.addr);
+    for (kind, name, target, token) in [
+        ("sse", "good", &url, "cc-token"),
+        ("sse", "bad", &url, "wrong"),
+        ("http", "web", &http_url, "cc-token"),
+        ("http", "webbad", &http_url, "nope"),
+    ] {
+        let header = format!("Authorization: Bearer {token}");
+        run(&["mcp", "add", "-t", kind, name, target, "-H", &header]);
+    }
     run(&["mcp", "add", "local", "--", BIN, "--stdio", "--db", &db]);
     let list = run(&["mcp", "list"]);
     let line = |name: &str| {
@@ -695,19 +700,216 @@ fn claude_code_connects_over_sse_and_stdio_and_reports_a_wrong_token_as_401() {
         "{list}"
     );
     assert!(line("bad").contains("Failed"), "{list}");
+    assert!(
+        line("web").contains("Connected") && !line("web").contains("Failed"),
+        "{list}"
+    );
+    assert!(!line("webbad").contains("Connected"), "{list}");
     // Claude Code's own log for the bad server names the 401 rejection (not an OAuth attempt).
-    let mut logs = String::new();
-    let cache = home.path().join(".cache/claude-cli-nodejs");
-    for project in std::fs::read_dir(&cache).unwrap().flatten() {
-        if let Ok(files) = std::fs::read_dir(project.path().join("mcp-logs-bad")) {
-            for f in files.flatten() {
+    let logs_of = |server: &str| {
+        let mut logs = String::new();
+        let cache = home.path().join(".cache/claude-cli-nodejs");
+        for project in std::fs::read_dir(&cache).unwrap().flatten() {
+            let dir = project.path().join(format!("mcp-logs-{server}"));
+            for f in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 logs.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
             }
         }
+        logs
+    };
+    for server in ["bad", "webbad"] {
+        let logs = logs_of(server);
+        assert!(
+            logs.contains("401"),
+            "no 401 in Claude Code's log for {server}: {logs}"
+        );
+        assert!(
+            logs.contains("rejected the configured Authorization header"),
+            "{server}: {logs}"
+        );
     }
-    assert!(logs.contains("401"), "no 401 in Claude Code's log: {logs}");
-    assert!(
-        logs.contains("rejected the configured Authorization header"),
-        "{logs}"
+}
+
+/// POST a JSON-RPC body to /mcp with the usual headers plus `extra`.
+fn mcp_post(r: &Relay, body: &str, extra: &[(&str, &str)]) -> crate::support::Resp {
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    for (k, v) in extra {
+        headers.retain(|(h, _)| !h.eq_ignore_ascii_case(k));
+        headers.push((k, v));
+    }
+    r.request("POST", "/mcp", &headers, Some(body.as_bytes()))
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+const PING: &str = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+
+fn rpc_code(x: &crate::support::Resp) -> Value {
+    let v = x.json();
+    assert_eq!(v["id"], Value::Null, "transport errors carry id null: {v}");
+    v["error"]["code"].clone()
+}
+
+#[test]
+fn streamable_http_wire_status_codes() {
+    let r = Relay::start(&["--auth-token", "t"], &[]);
+    let auth = ("Authorization", "Bearer t");
+    let init = mcp_post(&r, INIT, &[auth]);
+    assert_eq!(init.status, 200);
+    assert_eq!(init.header("Content-Type"), Some("application/json"));
+    let sid = init.header("Mcp-Session-Id").unwrap().to_string();
+    assert_eq!(sid.len(), 32);
+    assert_eq!(init.json()["result"]["protocolVersion"], "2025-06-18");
+    fn headers<'a>(sid: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut h = vec![("Authorization", "Bearer t"), ("Mcp-Session-Id", sid)];
+        h.extend_from_slice(extra);
+        h
+    }
+    let with = |extra: &[(&'static str, &'static str)]| headers(&sid, extra);
+    // A request in the session; a notification → 202 with no body.
+    let ping = mcp_post(&r, PING, &with(&[]));
+    assert_eq!(
+        (ping.status, ping.json()),
+        (200, json!({"jsonrpc":"2.0","id":2,"result":{}}))
     );
+    let note = mcp_post(
+        &r,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &with(&[]),
+    );
+    assert_eq!((note.status, note.body.len()), (202, 0));
+    // Missing session → 400; unknown → 404; the discover probe → 400 with a JSON-RPC error.
+    let x = mcp_post(&r, PING, &[auth]);
+    assert_eq!((x.status, rpc_code(&x)), (400, json!(-32600)));
+    let x = mcp_post(
+        &r,
+        PING,
+        &[auth, ("Mcp-Session-Id", "0123456789abcdef0123456789abcdef")],
+    );
+    assert_eq!((x.status, rpc_code(&x)), (404, json!(-32600)));
+    let probe = mcp_post(
+        &r,
+        r#"{"jsonrpc":"2.0","id":0,"method":"server/discover"}"#,
+        &[
+            auth,
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "server/discover"),
+        ],
+    );
+    assert_eq!(probe.status, 400);
+    assert!(probe.json()["error"]["code"].is_i64());
+    // Header checks.
+    let x = mcp_post(&r, PING, &with(&[("Accept", "text/event-stream")]));
+    assert_eq!((x.status, rpc_code(&x)), (406, json!(-32600)));
+    let x = mcp_post(&r, PING, &with(&[("Accept", "*/*")]));
+    assert_eq!(x.status, 406);
+    let x = mcp_post(&r, PING, &with(&[("Accept", "application/json")]));
+    assert_eq!(x.status, 200, "text/event-stream need not be listed");
+    let x = mcp_post(&r, PING, &with(&[("MCP-Protocol-Version", "1999-01-01")]));
+    assert_eq!((x.status, rpc_code(&x)), (400, json!(-32600)));
+    assert_eq!(
+        mcp_post(&r, PING, &with(&[("MCP-Protocol-Version", "2025-06-18")])).status,
+        200
+    );
+    let x = mcp_post(&r, "not json", &with(&[]));
+    assert_eq!((x.status, rpc_code(&x)), (400, json!(-32700)));
+    let x = mcp_post(&r, &format!("[{PING}]"), &with(&[]));
+    assert_eq!(
+        (x.status, rpc_code(&x)),
+        (400, json!(-32600)),
+        "no batches outside 2025-03-26"
+    );
+    assert_eq!(
+        mcp_post(&r, PING, &with(&[("Content-Type", "text/plain")])).status,
+        415
+    );
+    assert_eq!(
+        mcp_post(&r, PING, &[("Mcp-Session-Id", sid.as_str())]).status,
+        401
+    );
+    assert_eq!(
+        mcp_post(&r, PING, &with(&[("Origin", "http://evil.example")])).status,
+        403
+    );
+    assert_eq!(
+        mcp_post(&r, PING, &with(&[("Host", "evil.example")])).status,
+        400
+    );
+    // The Origin check covers GET on /mcp too.
+    assert_eq!(
+        r.get_with(
+            "/mcp",
+            &with(&[
+                ("Origin", "http://evil.example"),
+                ("Accept", "text/event-stream")
+            ])
+        )
+        .status,
+        403
+    );
+    // GET stream: one per session; without a session → 400.
+    assert_eq!(
+        r.get_with("/mcp", &[auth, ("Accept", "text/event-stream")])
+            .status,
+        400
+    );
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t\r\nAccept: text/event-stream\r\nMcp-Session-Id: {sid}\r\n\r\n").unwrap();
+    let mut first = String::new();
+    BufReader::new(s.try_clone().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let second = r.get_with("/mcp", &with(&[("Accept", "text/event-stream")]));
+    assert_eq!(second.status, 409);
+    // Other methods → 405.
+    let x = r.request(
+        "PUT",
+        "/mcp",
+        &with(&[("Content-Type", "application/json")]),
+        Some(b"{}"),
+    );
+    assert_eq!(
+        (x.status, x.header("Allow")),
+        (405, Some("GET, POST, DELETE"))
+    );
+    // DELETE ends the session; later use → 404; DELETE without a session → 400.
+    assert_eq!(r.request("DELETE", "/mcp", &[auth], None).status, 400);
+    assert_eq!(r.request("DELETE", "/mcp", &with(&[]), None).status, 200);
+    assert_eq!(mcp_post(&r, PING, &with(&[])).status, 404);
+    drop(s);
+}
+
+#[test]
+fn streamable_http_batches_only_on_2025_03_26_and_stateless_mode() {
+    let r = Relay::start(&[], &[]);
+    let init = INIT.replace("2025-06-18", "2025-03-26");
+    let sid = mcp_post(&r, &init, &[])
+        .header("Mcp-Session-Id")
+        .unwrap()
+        .to_string();
+    let batch = format!("[{PING},{}]", PING.replace("\"id\":2", "\"id\":3"));
+    let x = mcp_post(&r, &batch, &[("Mcp-Session-Id", &sid)]);
+    assert_eq!(x.status, 200);
+    assert_eq!(x.json().as_array().unwrap().len(), 2);
+    // Stateless: no session issued or checked; GET and DELETE are 405.
+    let s = Relay::start(&[], &[("CLAUDE_BRIDGE_STATELESS_HTTP", "true")]);
+    let x = mcp_post(&s, INIT, &[]);
+    assert_eq!(x.status, 200);
+    assert!(x.header("Mcp-Session-Id").is_none());
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"bridge_ping","arguments":{}}}"#;
+    let x = mcp_post(&s, call, &[]);
+    assert_eq!(
+        (x.status, x.json()["result"]["isError"].clone()),
+        (200, json!(false))
+    );
+    assert_eq!(
+        s.get_with("/mcp", &[("Accept", "text/event-stream")])
+            .status,
+        405
+    );
+    assert_eq!(s.request("DELETE", "/mcp", &[], None).status, 405);
 }

@@ -2,6 +2,7 @@
 
 Usage:
   mcp_check.py sse URL [TOKEN]
+  mcp_check.py http URL [TOKEN]
   mcp_check.py stdio BINARY DB
 
 Runs one session: initialize, list tools, then a fixed list of tool calls (successes and
@@ -15,6 +16,7 @@ import sys
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamablehttp_client
 
 CALLS = [
     ("bridge_ping", {}),
@@ -84,6 +86,10 @@ async def main():
     if kind == "sse":
         headers = {"Authorization": f"Bearer {sys.argv[3]}"} if len(sys.argv) > 3 else None
         async with sse_client(sys.argv[2], headers=headers) as (read, write):
+            out = await session_run(read, write)
+    elif kind == "http":
+        headers = {"Authorization": f"Bearer {sys.argv[3]}"} if len(sys.argv) > 3 else None
+        async with streamablehttp_client(sys.argv[2], headers=headers) as (read, write, _):
             out = await session_run(read, write)
     else:
         params = StdioServerParameters(command=sys.argv[2], args=["--stdio", "--db", sys.argv[3]])

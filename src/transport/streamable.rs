@@ -1,0 +1,325 @@
+//! MCP Streamable HTTP at `/mcp` (`mcp.md` §1.3, `transports.md`): POST carries JSON-RPC
+//! messages (answered with one JSON body), GET opens the session's server-to-client stream,
+//! DELETE ends the session.
+//!
+//! Invariants:
+//! - Session ids come from the OS CSPRNG; a missing id is 400, an unknown, deleted or expired one
+//!   404 (which makes clients re-initialize). A session is bound to the credential that opened
+//!   it.
+//! - The registry lock is held only to look up, insert or remove; tool calls run unlocked, so
+//!   requests of one session run concurrently.
+//! - Transport-level JSON-RPC errors carry `"id": null`.
+
+use crate::mcp::{self, code, Session};
+use crate::relay::Relay;
+use crate::wire::Reply;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Sessions idle this long are dropped.
+const IDLE: Duration = Duration::from_secs(30 * 60);
+
+struct Entry {
+    credential: Option<String>,
+    state: Session,
+    last_used: Instant,
+    /// Whether the session's GET stream is open (at most one).
+    streaming: Arc<AtomicBool>,
+}
+
+/// The `/mcp` sessions of this process.
+pub struct Sessions {
+    map: Mutex<HashMap<String, Entry>>,
+    stateless: bool,
+    max_streams: usize,
+    keepalive: Duration,
+    open_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What the front tells us about a request.
+pub struct Request<'a> {
+    /// The HTTP method.
+    pub method: &'a tiny_http::Method,
+    /// `Mcp-Session-Id`, if sent.
+    pub session_id: Option<&'a str>,
+    /// `MCP-Protocol-Version`, if sent.
+    pub protocol_version: Option<&'a str>,
+    /// `Accept`, if sent.
+    pub accept: Option<&'a str>,
+    /// The request's credential (bearer token), if any.
+    pub credential: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+fn rpc_error(status: u16, code: i64, message: &str) -> Reply {
+    Reply::json(status, &mcp::error(Value::Null, code, message))
+}
+
+fn accepts(accept: Option<&str>, media: &str) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|part| {
+            part.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
+        })
+    })
+}
+
+impl Sessions {
+    /// A registry; `stateless` issues and checks no sessions.
+    pub fn new(stateless: bool, max_streams: usize, keepalive: Duration) -> Arc<Sessions> {
+        Arc::new(Sessions {
+            map: Mutex::new(HashMap::new()),
+            stateless,
+            max_streams,
+            keepalive,
+            open_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many sessions are open.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Answer one request to `/mcp`.
+    pub fn serve(self: &Arc<Self>, relay: &Relay, rq: &Request<'_>) -> Reply {
+        use tiny_http::Method;
+        match rq.method {
+            Method::Post => self.post(relay, rq),
+            Method::Get if !self.stateless => self.get(rq),
+            Method::Delete if !self.stateless => self.delete(rq),
+            _ if self.stateless => Reply::method_not_allowed("POST"),
+            _ => Reply::method_not_allowed("GET, POST, DELETE"),
+        }
+    }
+
+    /// Look a session up (touching it), or the 404 that makes a client re-initialize.
+    fn find(&self, id: &str, credential: Option<&str>) -> Result<Session, Reply> {
+        let mut map = self.lock();
+        let fresh = match map.get_mut(id) {
+            Some(e) if e.last_used.elapsed() < IDLE && e.credential.as_deref() == credential => {
+                e.last_used = Instant::now();
+                return Ok(e.state.clone());
+            }
+            Some(e) => e.last_used.elapsed() < IDLE,
+            None => true,
+        };
+        if !fresh {
+            map.remove(id);
+        }
+        Err(rpc_error(
+            404,
+            code::INVALID_REQUEST,
+            "session not found; initialize a new one",
+        ))
+    }
+
+    fn post(&self, relay: &Relay, rq: &Request<'_>) -> Reply {
+        if !accepts(rq.accept, "application/json") {
+            return rpc_error(
+                406,
+                code::INVALID_REQUEST,
+                "Accept must list application/json",
+            );
+        }
+        if let Some(v) = rq.protocol_version {
+            if !mcp::VERSIONS.contains(&v) {
+                return rpc_error(
+                    400,
+                    code::INVALID_REQUEST,
+                    "unsupported MCP-Protocol-Version",
+                );
+            }
+        }
+        let msg = match crate::json::parse_body(rq.body) {
+            Ok(v) => v,
+            Err(_) => return rpc_error(400, code::PARSE_ERROR, "Parse error: not JSON"),
+        };
+        let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
+        if self.stateless {
+            return self.respond(relay, &mut Session::default(), &msg, None);
+        }
+        match rq.session_id {
+            None if is_initialize => {
+                let mut state = Session::default();
+                let id = crate::ids::random_hex(16);
+                let reply = self.respond(relay, &mut state, &msg, Some(&id));
+                let mut map = self.lock();
+                map.retain(|_, e| e.last_used.elapsed() < IDLE);
+                map.insert(
+                    id,
+                    Entry {
+                        credential: rq.credential.map(str::to_owned),
+                        state,
+                        last_used: Instant::now(),
+                        streaming: Arc::new(AtomicBool::new(false)),
+                    },
+                );
+                reply
+            }
+            None => rpc_error(
+                400,
+                code::INVALID_REQUEST,
+                "Mcp-Session-Id header is required; send initialize first",
+            ),
+            Some(id) => {
+                let mut state = match self.find(id, rq.credential) {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
+                let before = state.version.clone();
+                let reply = self.respond(relay, &mut state, &msg, None);
+                if state.version != before {
+                    if let Some(e) = self.lock().get_mut(id) {
+                        e.state = state;
+                    }
+                }
+                reply
+            }
+        }
+    }
+
+    /// Handle a message (or a 2025-03-26 batch) and shape the HTTP answer.
+    fn respond(
+        &self,
+        relay: &Relay,
+        state: &mut Session,
+        msg: &Value,
+        new_id: Option<&str>,
+    ) -> Reply {
+        let reply = match msg {
+            Value::Array(items) => {
+                if state.version.as_deref() != Some("2025-03-26") || items.is_empty() {
+                    return rpc_error(
+                        400,
+                        code::INVALID_REQUEST,
+                        "batches are only accepted in sessions on protocol 2025-03-26",
+                    );
+                }
+                let out: Vec<Value> = items
+                    .iter()
+                    .filter_map(|m| mcp::handle(relay, state, m))
+                    .collect();
+                (!out.is_empty()).then_some(Value::Array(out))
+            }
+            Value::Object(_) => mcp::handle(relay, state, msg),
+            _ => {
+                return rpc_error(
+                    400,
+                    code::INVALID_REQUEST,
+                    "a JSON-RPC message must be an object",
+                )
+            }
+        };
+        let mut r = match reply {
+            Some(v) => Reply::json(200, &v),
+            None => Reply::empty(202),
+        };
+        if let Some(id) = new_id {
+            r = r.with_header("Mcp-Session-Id", id);
+        }
+        r
+    }
+
+    fn get(&self, rq: &Request<'_>) -> Reply {
+        let Some(id) = rq.session_id else {
+            return rpc_error(
+                400,
+                code::INVALID_REQUEST,
+                "Mcp-Session-Id header is required",
+            );
+        };
+        if !accepts(rq.accept, "text/event-stream") {
+            return rpc_error(
+                406,
+                code::INVALID_REQUEST,
+                "Accept must list text/event-stream",
+            );
+        }
+        if let Err(r) = self.find(id, rq.credential) {
+            return r;
+        }
+        let streaming = match self.lock().get(id) {
+            Some(e) => Arc::clone(&e.streaming),
+            None => return rpc_error(404, code::INVALID_REQUEST, "session not found"),
+        };
+        if streaming.swap(true, Ordering::SeqCst) {
+            return rpc_error(
+                409,
+                code::INVALID_REQUEST,
+                "this session already has a GET stream",
+            );
+        }
+        let open = Arc::clone(&self.open_streams);
+        if open.fetch_add(1, Ordering::SeqCst) >= self.max_streams {
+            open.fetch_sub(1, Ordering::SeqCst);
+            streaming.store(false, Ordering::SeqCst);
+            return Reply::error(503, "too many MCP streams are open; retry later")
+                .with_header("Retry-After", "5");
+        }
+        let guard = StreamGuard { streaming, open };
+        let keepalive = self.keepalive;
+        let mut reply = Reply::empty(200)
+            .with_header("Content-Type", "text/event-stream; charset=utf-8")
+            .with_header("Cache-Control", "no-store")
+            .with_header("X-Accel-Buffering", "no");
+        reply.stream = Some(Box::new(move |w: &mut dyn Write| {
+            let _guard = guard;
+            // We send no server-initiated messages: keep-alive comments only, until the client
+            // goes away.
+            loop {
+                std::thread::sleep(keepalive);
+                if w.write_all(b": keep-alive\n\n")
+                    .and_then(|()| w.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }));
+        reply
+    }
+
+    fn delete(&self, rq: &Request<'_>) -> Reply {
+        let Some(id) = rq.session_id else {
+            return rpc_error(
+                400,
+                code::INVALID_REQUEST,
+                "Mcp-Session-Id header is required",
+            );
+        };
+        if let Err(r) = self.find(id, rq.credential) {
+            return r;
+        }
+        self.lock().remove(id);
+        Reply::json(200, &serde_json::json!({}))
+    }
+}
+
+/// Frees a GET stream's slot when it ends.
+struct StreamGuard {
+    streaming: Arc<AtomicBool>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.streaming.store(false, Ordering::SeqCst);
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
