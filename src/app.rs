@@ -66,6 +66,7 @@ fn open_relay(config: &Config) -> Result<Relay, String> {
             max_message_bytes: config.limits.max_message_bytes,
             retention_days: config.retention_days,
             audit_enabled: config.audit_log,
+            conformance_fixtures: config.limits.conformance_fixtures,
         },
     ))
 }

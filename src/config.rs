@@ -78,6 +78,9 @@ pub struct Limits {
     /// Seconds of silence after which an event stream gets a keep-alive comment (and a vanished
     /// client is noticed).
     pub keepalive_seconds: u64,
+    /// Serve the MCP conformance suite's fixture tools (`CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`;
+    /// for the test suite only).
+    pub conformance_fixtures: bool,
 }
 
 impl Default for Limits {
@@ -101,6 +104,7 @@ impl Default for Limits {
             max_mcp_streams: 4096,
             workers: 16,
             keepalive_seconds: 15,
+            conformance_fixtures: false,
         }
     }
 }
@@ -305,6 +309,7 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             1,
             60,
         )?,
+        conformance_fixtures: env.bool("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES")?,
     })
 }
 

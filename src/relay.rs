@@ -23,6 +23,8 @@ pub struct Settings {
     pub retention_days: u32,
     /// Whether the audit log is on.
     pub audit_enabled: bool,
+    /// Serve the MCP conformance-suite fixture tools (tests only; off by default).
+    pub conformance_fixtures: bool,
 }
 
 /// A validated send, ready for the store.

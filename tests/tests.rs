@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod cli;
 mod concurrency;
+mod conformance;
 mod limits;
 mod malformed;
 mod mcp;

@@ -4,6 +4,7 @@
 //! [`handle`] with the session's state, and writes whatever comes back (`None` for
 //! notifications and client responses). Every transport and every test drives this same code.
 
+mod fixtures;
 mod tools;
 
 use crate::relay::Relay;
@@ -44,8 +45,14 @@ fn result(id: Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
-/// Handle one parsed JSON-RPC message. Returns the response to send, if any.
-pub fn handle(relay: &Relay, session: &mut Session, msg: &Value) -> Option<Value> {
+/// Handle one parsed JSON-RPC message. Returns the response to send, if any; notifications the
+/// call emits on the way (progress, log messages) go to `notify`, to be sent before it.
+pub fn handle(
+    relay: &Relay,
+    session: &mut Session,
+    msg: &Value,
+    notify: &mut dyn FnMut(Value),
+) -> Option<Value> {
     let Some(obj) = msg.as_object() else {
         let what = if msg.is_array() {
             "batches are not supported; send one message at a time"
@@ -86,15 +93,23 @@ pub fn handle(relay: &Relay, session: &mut Session, msg: &Value) -> Option<Value
         return None;
     };
     let params = obj.get("params").cloned().unwrap_or(Value::Null);
+    let with_fixtures = relay.settings.conformance_fixtures;
     Some(match method {
         "initialize" => {
             let asked = params.get("protocolVersion").and_then(Value::as_str);
             let version = asked.filter(|v| VERSIONS.contains(v)).unwrap_or(LATEST);
             session.version = Some(version.to_owned());
-            result(id, initialize_result(version))
+            result(id, initialize_result(version, with_fixtures))
         }
         "ping" => result(id, json!({})),
-        "tools/list" => result(id, json!({"tools": tools::list()})),
+        "logging/setLevel" if with_fixtures => result(id, json!({})),
+        "tools/list" => {
+            let mut list = tools::list();
+            if with_fixtures {
+                list.extend(fixtures::list());
+            }
+            result(id, json!({"tools": list}))
+        }
         "tools/call" => {
             let name = params.get("name").and_then(Value::as_str);
             let args = params.get("arguments").unwrap_or(&Value::Null);
@@ -106,11 +121,15 @@ pub fn handle(relay: &Relay, session: &mut Session, msg: &Value) -> Option<Value
                     "tools/call 'arguments' must be an object",
                 ),
                 (Some(name), a) => {
+                    let token = params.get("_meta").and_then(|m| m.get("progressToken"));
+                    let fixture = with_fixtures
+                        .then(|| fixtures::call(name, token, notify))
+                        .flatten();
                     let empty = serde_json::Map::new();
-                    result(
-                        id,
-                        tools::call(relay, name, a.as_object().unwrap_or(&empty)),
-                    )
+                    let out = fixture.unwrap_or_else(|| {
+                        tools::call(relay, name, a.as_object().unwrap_or(&empty))
+                    });
+                    result(id, out)
                 }
             }
         }
@@ -118,10 +137,15 @@ pub fn handle(relay: &Relay, session: &mut Session, msg: &Value) -> Option<Value
     })
 }
 
-fn initialize_result(version: &str) -> Value {
+fn initialize_result(version: &str, fixtures: bool) -> Value {
+    let capabilities = if fixtures {
+        json!({"tools": {"listChanged": false}, "logging": {}})
+    } else {
+        json!({"tools": {"listChanged": false}})
+    };
     json!({
         "protocolVersion": version,
-        "capabilities": {"tools": {"listChanged": false}},
+        "capabilities": capabilities,
         "serverInfo": {"name": "claude-bridge", "version": env!("CARGO_PKG_VERSION")},
         "instructions": INSTRUCTIONS,
     })
@@ -155,12 +179,13 @@ mod tests {
             max_message_bytes: 131_072,
             retention_days: 0,
             audit_enabled: false,
+            conformance_fixtures: false,
         };
         (Relay::new(store, settings), dir)
     }
 
     fn rpc(r: &Relay, s: &mut Session, v: Value) -> Option<Value> {
-        handle(r, s, &v)
+        handle(r, s, &v, &mut |_| {})
     }
 
     #[test]

@@ -130,7 +130,10 @@ impl Sessions {
         // only if this message changed it (initialize).
         let before = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut session = before.clone();
-        let reply = mcp::handle(relay, &mut session, &msg);
+        let notes = tx.clone();
+        let reply = mcp::handle(relay, &mut session, &msg, &mut |n| {
+            let _ = notes.send(n.to_string());
+        });
         if session.version != before.version {
             *state.lock().unwrap_or_else(|p| p.into_inner()) = session;
         }

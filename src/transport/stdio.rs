@@ -36,7 +36,16 @@ pub fn serve(
                 None
             } else {
                 match crate::json::parse_body(text) {
-                    Ok(msg) => mcp::handle(relay, &mut session, &msg),
+                    Ok(msg) => {
+                        let mut notes = Vec::new();
+                        let reply = mcp::handle(relay, &mut session, &msg, &mut |n| notes.push(n));
+                        for n in notes {
+                            let mut bytes = serde_json::to_vec(&n).unwrap_or_default();
+                            bytes.push(b'\n');
+                            output.write_all(&bytes)?;
+                        }
+                        reply
+                    }
                     Err(_) => Some(mcp::error(
                         Value::Null,
                         code::PARSE_ERROR,

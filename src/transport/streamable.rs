@@ -150,15 +150,16 @@ impl Sessions {
             Ok(v) => v,
             Err(_) => return rpc_error(400, code::PARSE_ERROR, "Parse error: not JSON"),
         };
+        let stream_ok = accepts(rq.accept, "text/event-stream");
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if self.stateless {
-            return self.respond(relay, &mut Session::default(), &msg, None);
+            return self.respond(relay, &mut Session::default(), &msg, None, stream_ok);
         }
         match rq.session_id {
             None if is_initialize => {
                 let mut state = Session::default();
                 let id = crate::ids::random_hex(16);
-                let reply = self.respond(relay, &mut state, &msg, Some(&id));
+                let reply = self.respond(relay, &mut state, &msg, Some(&id), stream_ok);
                 let mut map = self.lock();
                 map.retain(|_, e| e.last_used.elapsed() < IDLE);
                 map.insert(
@@ -183,7 +184,7 @@ impl Sessions {
                     Err(r) => return r,
                 };
                 let before = state.version.clone();
-                let reply = self.respond(relay, &mut state, &msg, None);
+                let reply = self.respond(relay, &mut state, &msg, None, stream_ok);
                 if state.version != before {
                     if let Some(e) = self.lock().get_mut(id) {
                         e.state = state;
@@ -201,7 +202,10 @@ impl Sessions {
         state: &mut Session,
         msg: &Value,
         new_id: Option<&str>,
+        stream_ok: bool,
     ) -> Reply {
+        let mut notes = Vec::new();
+        let mut notify = |n: Value| notes.push(n);
         let reply = match msg {
             Value::Array(items) => {
                 if state.version.as_deref() != Some("2025-03-26") || items.is_empty() {
@@ -213,11 +217,11 @@ impl Sessions {
                 }
                 let out: Vec<Value> = items
                     .iter()
-                    .filter_map(|m| mcp::handle(relay, state, m))
+                    .filter_map(|m| mcp::handle(relay, state, m, &mut notify))
                     .collect();
                 (!out.is_empty()).then_some(Value::Array(out))
             }
-            Value::Object(_) => mcp::handle(relay, state, msg),
+            Value::Object(_) => mcp::handle(relay, state, msg, &mut notify),
             _ => {
                 return rpc_error(
                     400,
@@ -227,6 +231,18 @@ impl Sessions {
             }
         };
         let mut r = match reply {
+            // Notifications the call emitted go first, as an SSE body, when the client takes one.
+            Some(v) if stream_ok && !notes.is_empty() => {
+                let mut body = String::new();
+                for m in notes.iter().chain(std::iter::once(&v)) {
+                    body.push_str(&format!("event: message\ndata: {m}\n\n"));
+                }
+                let mut r = Reply::empty(200)
+                    .with_header("Content-Type", "text/event-stream; charset=utf-8")
+                    .with_header("Cache-Control", "no-store");
+                r.body = body.into_bytes();
+                r
+            }
             Some(v) => Reply::json(200, &v),
             None => Reply::empty(202),
         };

