@@ -124,3 +124,13 @@ fn a_listener_that_cannot_accept_ends_the_process_non_zero() {
     assert_eq!(code, Some(1));
     assert!(r.stderr().contains("stopped accepting"), "{}", r.stderr());
 }
+
+#[test]
+fn an_idle_relay_keeps_accepting() {
+    // Connections inherit a 30 s receive timeout from the listening socket, and Linux applies
+    // it to accept() too: an idle listener sees EAGAIN every 30 s, which must not stop it.
+    let mut r = Relay::start(&[], &[]);
+    std::thread::sleep(Duration::from_secs(33));
+    assert!(r.alive(), "relay exited while idle: {}", r.stderr());
+    assert_eq!(r.get("/status").status, 200);
+}

@@ -338,6 +338,21 @@ impl Server {
                         }));
                     }
 
+                    // claude-bridge patch: errors that concern one connection attempt, or a
+                    // receive timeout set on the listening socket (which Linux applies to
+                    // accept()), are not the listener's death: try again.
+                    Err(ref e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::Interrupted
+                                | std::io::ErrorKind::ConnectionAborted
+                        ) =>
+                    {
+                        continue;
+                    }
+
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
