@@ -78,8 +78,30 @@ fn start_ceiling() -> SocketAddr {
     addr
 }
 
+/// One exchange that returns the `Mcp-Session-Id` the server set.
+fn exchange_with_session(
+    stream: &mut BufReader<TcpStream>,
+    request: &[u8],
+) -> std::io::Result<String> {
+    let mut session = String::new();
+    exchange_inner(stream, request, &mut |line| {
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("mcp-session-id:") {
+            session = v.trim().to_owned();
+        }
+    })?;
+    Ok(session)
+}
+
 /// One keep-alive request/response exchange; returns the body.
 fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    exchange_inner(stream, request, &mut |_| {})
+}
+
+fn exchange_inner(
+    stream: &mut BufReader<TcpStream>,
+    request: &[u8],
+    on_header: &mut dyn FnMut(&str),
+) -> std::io::Result<Vec<u8>> {
     stream.get_mut().write_all(request)?;
     let mut len = 0usize;
     let mut line = String::new();
@@ -92,6 +114,7 @@ fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Resul
         if line.starts_with("HTTP/1.1 2") {
             status_ok = true;
         }
+        on_header(&line);
         let l = line.to_ascii_lowercase();
         if let Some(v) = l.strip_prefix("content-length:") {
             len = v.trim().parse().unwrap_or(0);
@@ -343,24 +366,7 @@ fn mcp_round_trips(relay: &Relay) {
         // A fresh connection and session each time: initialize, then the first tool result.
         let mut c = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
         let t = Instant::now();
-        c.get_mut().write_all(&mcp_post(init, None)).expect("write");
-        let mut line = String::new();
-        session.clear();
-        loop {
-            line.clear();
-            c.read_line(&mut line).expect("read");
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("mcp-session-id:") {
-                session = v.trim().to_owned();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        // The initialize body: read by length via a second exchange helper is overkill; the
-        // server sends Content-Length, so drain it.
-        let mut body = vec![0; 4096];
-        let n = std::io::Read::read(c.get_mut(), &mut body).expect("body");
-        assert!(n > 0);
+        session = exchange_with_session(&mut c, &mcp_post(init, None)).expect("initialize");
         exchange(&mut c, &mcp_post(&send_call(0), Some(&session))).expect("first call");
         first_results.push(t.elapsed().as_micros() as u64);
     }
