@@ -32,10 +32,12 @@
 //!   headers, body reading within the limit.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
 //! - [`api`]: the routing table and the JSON API handlers.
-//! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line) and `sse` (legacy
-//!   HTTP+SSE: session registry, event streams on their own threads).
+//! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line), `sse` (legacy
+//!   HTTP+SSE: session registry, event streams on their own threads) and `streamable`
+//!   (Streamable HTTP at `/mcp`: sessions, header checks, GET stream, DELETE, stateless mode).
 //! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch, `initialize` negotiation, the
-//!   tool table with schema-driven argument checks, the tools and their text renderings.
+//!   tool table with schema-driven argument checks, the tools and their text renderings, and
+//!   the conformance-suite fixture tools (only with `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`).
 //! - [`dashboard`]: `static/` embedded with `include_bytes!`.
 //! - [`relay`]: the operations (send, read, clear, channels); the one place the JSON API and
 //!   the MCP tools call.
@@ -77,14 +79,24 @@
 //! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops
 //!   reading cannot pin a worker forever.
 //! - stdio handles one message at a time (none of the tools served so far waits); legacy-SSE
-//!   requests of one session run concurrently on the workers.
+//!   and `/mcp` requests of one session run concurrently on the workers.
+//! - `/mcp` answers a request with one JSON body; when the call emitted notifications (progress,
+//!   log messages: only the conformance fixtures do so far) and the client accepts
+//!   `text/event-stream`, the body is an SSE stream of those notifications and then the result,
+//!   built whole. Streaming while a call runs comes with the first tool that waits.
+//! - `/mcp` sessions idle for 30 minutes are dropped when next touched (and swept whenever a
+//!   session is created); the legacy-SSE and `/mcp` GET streams each count against
+//!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
 //! - A storage failure other than "busy" (disk full, I/O error) answers 503 with a JSON error
 //!   and is logged on stderr; it never becomes a 500.
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
 //!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
-//! - tiny_http 0.12.0 is used with one patch (`src/vendor/tiny_http/PATCHED.md`): it drained an
-//!   unread body into a buffer of the size the client declared, so a refused request with a huge
-//!   `Content-Length` aborted the process. Requests refused before their body was read are
+//! - tiny_http 0.12.0 is used with two patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//!   an unread body into a buffer of the size the client declared, so a refused request with a
+//!   huge `Content-Length` aborted the process; and its accept thread ended on any `accept()`
+//!   error, including the EAGAIN that the listener's receive timeout produces every 30 s of
+//!   idleness. Transient accept errors are now retried; others (EMFILE) still stop the listener
+//!   and the relay exits 1 for its supervisor. Requests refused before their body was read are
 //!   answered by two drain threads, so a client that declares a body and stays silent ties up a
 //!   drain thread for at most the read timeout, never a request worker.
 //!
