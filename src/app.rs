@@ -37,7 +37,7 @@ pub fn run(config: Config) -> Result<(), String> {
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
     let ctx = Arc::new(Ctx {
-        relay,
+        relay: Arc::new(relay),
         sse,
         mcp,
         config,

@@ -50,7 +50,7 @@ frame-ancestors 'none'; form-action 'self'";
 /// Everything the pipeline needs, shared by every worker.
 pub struct Ctx {
     /// The operations.
-    pub relay: Relay,
+    pub relay: Arc<Relay>,
     /// Open legacy-SSE MCP sessions.
     pub sse: Arc<crate::transport::sse::Sessions>,
     /// Streamable-HTTP MCP sessions (`/mcp`).

@@ -80,10 +80,11 @@
 //!   reading cannot pin a worker forever.
 //! - stdio handles one message at a time (none of the tools served so far waits); legacy-SSE
 //!   and `/mcp` requests of one session run concurrently on the workers.
-//! - `/mcp` answers a request with one JSON body; when the call emitted notifications (progress,
-//!   log messages: only the conformance fixtures do so far) and the client accepts
-//!   `text/event-stream`, the body is an SSE stream of those notifications and then the result,
-//!   built whole. Streaming while a call runs comes with the first tool that waits.
+//! - `/mcp` answers a request with one JSON body, except a call that may take long or emit
+//!   notifications (`mcp::may_stream`: today only the conformance fixtures; the waiting tools
+//!   will join) from a client that accepts `text/event-stream`: that call runs on a stream
+//!   thread, off the request workers, writing each notification as it happens and the result
+//!   last.
 //! - `/mcp` sessions idle for 30 minutes are dropped when next touched (and swept whenever a
 //!   session is created); the legacy-SSE and `/mcp` GET streams each count against
 //!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.

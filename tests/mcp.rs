@@ -913,3 +913,60 @@ fn streamable_http_batches_only_on_2025_03_26_and_stateless_mode() {
     );
     assert_eq!(s.request("DELETE", "/mcp", &[], None).status, 405);
 }
+
+#[test]
+fn streamable_http_streams_progress_while_a_call_runs() {
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES", "1")]);
+    let sid = mcp_post(&r, INIT, &[])
+        .header("Mcp-Session-Id")
+        .unwrap()
+        .to_string();
+    let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"p1"}}}"#;
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    )
+    .unwrap();
+    let mut rd = BufReader::new(s);
+    let mut line = String::new();
+    let mut event_stream = false;
+    loop {
+        line.clear();
+        rd.read_line(&mut line).unwrap();
+        if line
+            .to_ascii_lowercase()
+            .starts_with("content-type: text/event-stream")
+        {
+            event_stream = true;
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    assert!(event_stream);
+    let mut events = Vec::new();
+    while events.len() < 4 {
+        let v = next_message(&mut rd);
+        events.push((Instant::now(), v));
+    }
+    for (i, (_, v)) in events.iter().take(3).enumerate() {
+        assert_eq!(v["method"], "notifications/progress", "{v}");
+        assert_eq!(v["params"]["progressToken"], "p1");
+        assert_eq!(v["params"]["progress"], json!([0, 50, 100][i]));
+    }
+    assert_eq!(events[3].1["id"], 9);
+    assert_eq!(events[3].1["result"]["isError"], false);
+    // Written while the call ran: the first progress came well before the result.
+    assert!(events[3].0 - events[0].0 >= Duration::from_millis(80));
+    // A client that accepts only JSON gets one JSON body.
+    let x = mcp_post(
+        &r,
+        call,
+        &[("Mcp-Session-Id", &sid), ("Accept", "application/json")],
+    );
+    assert_eq!(x.header("Content-Type"), Some("application/json"));
+    assert_eq!(x.json()["id"], 9);
+}

@@ -21,6 +21,11 @@ pub const NAMES: [&str; 8] = [
     "test_error_handling",
 ];
 
+/// Whether a fixture emits notifications while it runs.
+pub fn streams(name: &str) -> bool {
+    matches!(name, "test_tool_with_logging" | "test_tool_with_progress")
+}
+
 /// Their `tools/list` entries.
 pub fn list() -> Vec<Value> {
     NAMES

@@ -36,6 +36,19 @@ pub struct Session {
     pub version: Option<String>,
 }
 
+/// Whether a message is a call that may take long or emit notifications while it runs, so a
+/// transport that can should stream its answer (and run it off the request workers).
+pub fn may_stream(relay: &Relay, msg: &Value) -> bool {
+    let name = msg
+        .get("params")
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str);
+    msg.get("method").and_then(Value::as_str) == Some("tools/call")
+        && msg.get("id").is_some()
+        && relay.settings.conformance_fixtures
+        && name.is_some_and(fixtures::streams)
+}
+
 /// A JSON-RPC error response.
 pub fn error(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})

@@ -97,7 +97,7 @@ impl Sessions {
     }
 
     /// Answer one request to `/mcp`.
-    pub fn serve(self: &Arc<Self>, relay: &Relay, rq: &Request<'_>) -> Reply {
+    pub fn serve(self: &Arc<Self>, relay: &Arc<Relay>, rq: &Request<'_>) -> Reply {
         use tiny_http::Method;
         match rq.method {
             Method::Post => self.post(relay, rq),
@@ -129,7 +129,7 @@ impl Sessions {
         ))
     }
 
-    fn post(&self, relay: &Relay, rq: &Request<'_>) -> Reply {
+    fn post(&self, relay: &Arc<Relay>, rq: &Request<'_>) -> Reply {
         if !accepts(rq.accept, "application/json") {
             return rpc_error(
                 406,
@@ -151,6 +151,25 @@ impl Sessions {
             Err(_) => return rpc_error(400, code::PARSE_ERROR, "Parse error: not JSON"),
         };
         let stream_ok = accepts(rq.accept, "text/event-stream");
+        if stream_ok && mcp::may_stream(relay, &msg) {
+            // Session checks first, then the call runs on a stream thread that writes each
+            // notification as it happens and the result last.
+            let state = match (self.stateless, rq.session_id) {
+                (true, _) => Session::default(),
+                (false, None) => {
+                    return rpc_error(
+                        400,
+                        code::INVALID_REQUEST,
+                        "Mcp-Session-Id header is required; send initialize first",
+                    )
+                }
+                (false, Some(id)) => match self.find(id, rq.credential) {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                },
+            };
+            return stream_call(Arc::clone(relay), state, msg);
+        }
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if self.stateless {
             return self.respond(relay, &mut Session::default(), &msg, None, stream_ok);
@@ -325,6 +344,32 @@ impl Sessions {
         self.lock().remove(id);
         Reply::json(200, &serde_json::json!({}))
     }
+}
+
+/// Answer one call as an event stream written while it runs.
+fn stream_call(relay: Arc<Relay>, mut state: Session, msg: Value) -> Reply {
+    let mut reply = Reply::empty(200)
+        .with_header("Content-Type", "text/event-stream; charset=utf-8")
+        .with_header("Cache-Control", "no-store")
+        .with_header("X-Accel-Buffering", "no");
+    reply.stream = Some(Box::new(move |w: &mut dyn Write| {
+        let mut broken = false;
+        let mut event = |w: &mut dyn Write, v: &Value| {
+            if !broken {
+                broken = write!(w, "event: message\ndata: {v}\n\n")
+                    .and_then(|()| w.flush())
+                    .is_err();
+            }
+        };
+        let result = {
+            let mut notify = |n: Value| event(&mut *w, &n);
+            mcp::handle(&relay, &mut state, &msg, &mut notify)
+        };
+        if let Some(r) = result {
+            event(w, &r);
+        }
+    }));
+    reply
 }
 
 /// Frees a GET stream's slot when it ends.
