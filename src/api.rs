@@ -190,17 +190,8 @@ fn messages(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let full = req
         .query_param("full")
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-    let page = match (&since_id, &consumer_id) {
-        (Some(id), _) => relay.read(channel, Cursor::After(id), limit)?,
-        (None, Some(consumer)) => {
-            let after = relay.store.consumer_seq(consumer, channel)?;
-            crate::relay::Page {
-                messages: relay.store.after(channel, after, limit)?,
-                stale_cursor: false,
-            }
-        }
-        (None, None) => relay.read(channel, Cursor::Newest, limit)?,
-    };
+    let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
+    let page = relay.read(channel, cursor, limit)?;
     let mut out = Map::new();
     out.insert("channel".into(), json!(channel));
     out.insert(

@@ -47,6 +47,20 @@ pub enum Cursor<'a> {
     Newest,
     /// After this message id (must be a message of the channel).
     After(&'a str),
+    /// After the position this durable consumer acknowledged in the channel (the start when it
+    /// has none).
+    Consumer(&'a str),
+}
+
+impl<'a> Cursor<'a> {
+    /// The cursor a read asks for: `since_id` wins over `consumer_id`; neither means newest.
+    pub fn from_parts(since_id: Option<&'a str>, consumer_id: Option<&'a str>) -> Cursor<'a> {
+        match (since_id, consumer_id) {
+            (Some(id), _) => Cursor::After(id),
+            (None, Some(c)) => Cursor::Consumer(c),
+            (None, None) => Cursor::Newest,
+        }
+    }
 }
 
 /// A page of a channel.
@@ -187,6 +201,13 @@ impl Relay {
                     stale_cursor: true,
                 }),
             },
+            Cursor::Consumer(consumer) => {
+                let after = self.store.consumer_seq(consumer, channel)?;
+                Ok(Page {
+                    messages: self.store.after(channel, after, limit)?,
+                    stale_cursor: false,
+                })
+            }
         }
     }
 

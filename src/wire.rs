@@ -60,6 +60,14 @@ impl Reply {
         }
     }
 
+    /// The head of a server-sent event stream; the caller sets `stream` (or a complete body).
+    pub fn event_stream() -> Reply {
+        Reply::empty(200)
+            .with_header("Content-Type", "text/event-stream; charset=utf-8")
+            .with_header("Cache-Control", "no-store")
+            .with_header("X-Accel-Buffering", "no")
+    }
+
     /// A 405 naming the allowed methods.
     pub fn method_not_allowed(allow: &str) -> Reply {
         Reply::error(405, "method not allowed").with_header("Allow", allow)

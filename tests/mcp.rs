@@ -277,25 +277,10 @@ fn open_stream(r: &Relay, extra: &str) -> (BufReader<TcpStream>, String) {
     )
     .unwrap();
     let mut rd = BufReader::new(s);
+    let head = read_head(&mut rd);
+    assert!(head[0].starts_with("HTTP/1.1 200"), "{}", head[0]);
+    assert!(is_event_stream(&head));
     let mut line = String::new();
-    rd.read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    let mut saw_type = false;
-    loop {
-        line.clear();
-        rd.read_line(&mut line).unwrap();
-        if line
-            .to_ascii_lowercase()
-            .starts_with("content-type: text/event-stream")
-        {
-            saw_type = true;
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    assert!(saw_type);
-    line.clear();
     rd.read_line(&mut line).unwrap();
     assert_eq!(line, "event: endpoint\n");
     line.clear();
@@ -309,6 +294,26 @@ fn open_stream(r: &Relay, extra: &str) -> (BufReader<TcpStream>, String) {
     line.clear();
     rd.read_line(&mut line).unwrap();
     (rd, path)
+}
+
+/// Read a response head: the status line, then each header line, up to the blank line.
+fn read_head(rd: &mut BufReader<TcpStream>) -> Vec<String> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        rd.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            return head;
+        }
+        head.push(line.trim_end().to_string());
+    }
+}
+
+fn is_event_stream(head: &[String]) -> bool {
+    head.iter().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("content-type: text/event-stream")
+    })
 }
 
 /// Read events until a `message` event arrives; return its data.
@@ -931,22 +936,7 @@ fn streamable_http_streams_progress_while_a_call_runs() {
     )
     .unwrap();
     let mut rd = BufReader::new(s);
-    let mut line = String::new();
-    let mut event_stream = false;
-    loop {
-        line.clear();
-        rd.read_line(&mut line).unwrap();
-        if line
-            .to_ascii_lowercase()
-            .starts_with("content-type: text/event-stream")
-        {
-            event_stream = true;
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    assert!(event_stream);
+    assert!(is_event_stream(&read_head(&mut rd)));
     let mut events = Vec::new();
     while events.len() < 4 {
         let v = next_message(&mut rd);

@@ -345,17 +345,7 @@ fn receive(relay: &Relay, args: &Map<String, Value>) -> Outcome {
         None => None,
     };
     let limit = present(args, "limit").and_then(integer).unwrap_or(20) as usize;
-    let page = match (since_id, consumer_id) {
-        (Some(id), _) => relay.read(channel, Cursor::After(id), limit)?,
-        (None, Some(c)) => {
-            let after = relay.store.consumer_seq(c, channel)?;
-            crate::relay::Page {
-                messages: relay.store.after(channel, after, limit)?,
-                stale_cursor: false,
-            }
-        }
-        (None, None) => relay.read(channel, Cursor::Newest, limit)?,
-    };
+    let page = relay.read(channel, Cursor::from_parts(since_id, consumer_id), limit)?;
     let next = page
         .messages
         .last()

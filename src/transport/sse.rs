@@ -51,16 +51,6 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How many sessions are open.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no session is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// `GET /sse`: register a session and answer with its event stream (or 503 at the cap).
     pub fn open(self: &Arc<Self>, credential: Option<&str>) -> Reply {
         let id = crate::ids::random_hex(16);
@@ -85,10 +75,7 @@ impl Sessions {
             id: id.clone(),
         };
         let keepalive = self.keepalive;
-        let mut reply = Reply::empty(200)
-            .with_header("Content-Type", "text/event-stream; charset=utf-8")
-            .with_header("Cache-Control", "no-store")
-            .with_header("X-Accel-Buffering", "no");
+        let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
             let _ = run(w, &id, &rx, keepalive);

@@ -86,16 +86,6 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How many sessions are open.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no session is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Answer one request to `/mcp`.
     pub fn serve(self: &Arc<Self>, relay: &Arc<Relay>, rq: &Request<'_>) -> Reply {
         use tiny_http::Method;
@@ -256,9 +246,7 @@ impl Sessions {
                 for m in notes.iter().chain(std::iter::once(&v)) {
                     body.push_str(&format!("event: message\ndata: {m}\n\n"));
                 }
-                let mut r = Reply::empty(200)
-                    .with_header("Content-Type", "text/event-stream; charset=utf-8")
-                    .with_header("Cache-Control", "no-store");
+                let mut r = Reply::event_stream();
                 r.body = body.into_bytes();
                 r
             }
@@ -309,10 +297,7 @@ impl Sessions {
         }
         let guard = StreamGuard { streaming, open };
         let keepalive = self.keepalive;
-        let mut reply = Reply::empty(200)
-            .with_header("Content-Type", "text/event-stream; charset=utf-8")
-            .with_header("Cache-Control", "no-store")
-            .with_header("X-Accel-Buffering", "no");
+        let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
             // We send no server-initiated messages: keep-alive comments only, until the client
@@ -348,10 +333,7 @@ impl Sessions {
 
 /// Answer one call as an event stream written while it runs.
 fn stream_call(relay: Arc<Relay>, mut state: Session, msg: Value) -> Reply {
-    let mut reply = Reply::empty(200)
-        .with_header("Content-Type", "text/event-stream; charset=utf-8")
-        .with_header("Cache-Control", "no-store")
-        .with_header("X-Accel-Buffering", "no");
+    let mut reply = Reply::event_stream();
     reply.stream = Some(Box::new(move |w: &mut dyn Write| {
         let mut broken = false;
         let mut event = |w: &mut dyn Write, v: &Value| {
