@@ -40,6 +40,8 @@ pub fn route(relay: &Relay, config: &Config, req: &Req<'_>) -> Reply {
         "/api/send" => Reply::method_not_allowed("POST"),
         "/api/clear" if post => handled(clear(relay, req)),
         "/api/clear" => Reply::method_not_allowed("POST"),
+        "/api/ack" if post => handled(ack(relay, req)),
+        "/api/ack" => Reply::method_not_allowed("POST"),
         p if p.starts_with("/api/messages/") => {
             let id = &p["/api/messages/".len()..];
             if id.is_empty() || id.contains('/') {
@@ -253,6 +255,12 @@ fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
             "deduplicated": done.deduplicated,
         }),
     ))
+}
+
+fn ack(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+    let args = body_object(req)?;
+    let cursor = relay.ack(&args)?;
+    Ok(Reply::json(200, &crate::relay::cursor_json(&cursor)))
 }
 
 fn clear(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {

@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::hub::Hub;
 use crate::model::{self, StoredMessage};
-use crate::store::{ChannelStat, IdempotencyKey, Inserted, Store};
+use crate::store::{ChannelStat, ConsumerCursor, IdempotencyKey, Inserted, Store};
 use crate::validate::{self, FieldError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -211,6 +211,50 @@ impl Relay {
         }
     }
 
+    /// Validate an ack's arguments (all of them, before any lookup) and move the consumer's
+    /// cursor (`http-api.md` §3.8). A message not in the channel is `not_found`.
+    pub fn ack(&self, args: &Map<String, Value>) -> Result<ConsumerCursor, Error> {
+        let arg = |k: &str| args.get(k).unwrap_or(&Value::Null);
+        let channel = self.existing_channel("channel", arg("channel"))?;
+        let consumer = validate::identity(
+            "consumer_id",
+            arg("consumer_id"),
+            validate::MAX_CONSUMER_CHARS,
+        )?;
+        let message_id =
+            validate::identity("message_id", arg("message_id"), validate::MAX_REF_CHARS)?;
+        let metadata = match args.get("metadata") {
+            None | Some(Value::Null) => None,
+            Some(m @ Value::Object(_)) => {
+                validate::json_value("metadata", m, validate::ENVELOPE_DEPTH)?;
+                let text = crate::json::canonical(m);
+                if text.len() > validate::MAX_METADATA_BYTES {
+                    return Err(FieldError::new(
+                        "metadata",
+                        "too_large",
+                        format!(
+                            "must encode to at most {} bytes of JSON",
+                            validate::MAX_METADATA_BYTES
+                        ),
+                    )
+                    .into());
+                }
+                Some(text)
+            }
+            Some(_) => {
+                return Err(FieldError::new("metadata", "invalid_type", "must be an object").into())
+            }
+        };
+        self.store
+            .ack(consumer, channel, message_id, metadata.as_deref())?
+            .ok_or_else(|| {
+                let mut e =
+                    FieldError::new("message_id", "not_found", "does not exist in this channel");
+                e.error = "message_id does not exist in this channel".into();
+                e.into()
+            })
+    }
+
     /// One message by id.
     pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, Error> {
         self.store.message(id)
@@ -220,4 +264,16 @@ impl Relay {
     pub fn channels(&self) -> Result<BTreeMap<String, ChannelStat>, Error> {
         self.store.channel_stats()
     }
+}
+
+/// A consumer cursor as the API and the tools show it (`http-api.md` §3.8).
+pub fn cursor_json(c: &ConsumerCursor) -> Value {
+    serde_json::json!({
+        "consumer_id": c.consumer_id,
+        "channel": c.channel,
+        "last_seq": c.last_seq,
+        "last_message_id": c.last_message_id,
+        "updated_at": crate::clock::render(&c.updated_at),
+        "advanced": c.advanced,
+    })
 }

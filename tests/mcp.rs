@@ -9,9 +9,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 7] = [
     "bridge_send",
     "bridge_receive",
+    "bridge_ack",
     "bridge_channels",
     "bridge_ping",
     "bridge_clear",
@@ -47,13 +48,34 @@ fn check_session(out: &Value) {
         256
     );
     assert_eq!(send["annotations"]["idempotentHint"], false);
-    assert_eq!(tools[4]["annotations"]["destructiveHint"], true);
-    assert!(tools[1]["annotations"].get("idempotentHint").is_none());
+    let by_name = |n: &str| tools.iter().find(|t| t["name"] == n).unwrap();
     assert_eq!(
-        tools[1]["inputSchema"]["properties"]["limit"]["maximum"],
+        by_name("bridge_clear")["annotations"]["destructiveHint"],
+        true
+    );
+    assert!(by_name("bridge_receive")["annotations"]
+        .get("idempotentHint")
+        .is_none());
+    assert_eq!(
+        by_name("bridge_receive")["inputSchema"]["properties"]["limit"]["maximum"],
         500
     );
-
+    assert_eq!(by_name("bridge_ack")["annotations"]["idempotentHint"], true);
+    assert_eq!(
+        by_name("bridge_ack")["inputSchema"]["required"],
+        json!(["channel", "consumer_id", "message_id"])
+    );
+    // Acks: see the "ack" section of session_run in tests/clients/mcp_check.py.
+    let ack = &out["ack"];
+    assert_eq!(ack["first"]["advanced"], true);
+    assert_eq!(ack["first"]["last_message_id"], ack["ids"][1]);
+    assert_eq!(ack["resume"]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(ack["resume"]["messages"][0]["id"], ack["ids"][2]);
+    assert_eq!(ack["resume"]["consumer_id"], "worker-1");
+    assert_eq!(ack["backward"]["advanced"], false);
+    assert_eq!(ack["backward"]["last_seq"], ack["first"]["last_seq"]);
+    assert_eq!(ack["unknown"]["code"], "not_found");
+    assert_eq!(ack["unknown"]["field"], "message_id");
     let calls = out["calls"].as_array().unwrap();
     let ok = |i: usize| {
         assert_eq!(calls[i]["is_error"], false, "call {i}: {}", calls[i]);

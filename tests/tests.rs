@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod concurrency;
 mod conformance;
+mod delivery;
 mod limits;
 mod malformed;
 mod mcp;

@@ -15,9 +15,10 @@ use serde_json::{json, Map, Value};
 use std::fmt::Write;
 
 /// Names of the tools this build serves, in `tools/list` order.
-pub const TOOL_NAMES: [&str; 6] = [
+pub const TOOL_NAMES: [&str; 7] = [
     "bridge_send",
     "bridge_receive",
+    "bridge_ack",
     "bridge_channels",
     "bridge_ping",
     "bridge_clear",
@@ -157,6 +158,21 @@ fn definition(name: &str) -> Option<Value> {
              "required": ["channel"], "additionalProperties": false}),
             annotations("Read messages", true, false, None),
         ),
+        "bridge_ack" => tool(
+            name,
+            "Record that a consumer has handled a channel up to a message, so it (or a restarted \
+             copy of it) can resume with bridge_receive and consumer_id. The position only moves \
+             forward; acking an older message changes nothing.",
+            json!({"type": "object", "properties": {
+                "channel": {"type": "string", "minLength": 1, "description": "Channel of the message."},
+                "consumer_id": {"type": "string", "minLength": 1,
+                    "description": "A stable name for the reader, e.g. <project>:<role>:worker-1."},
+                "message_id": {"type": "string", "minLength": 1,
+                    "description": "The last message handled."},
+                "metadata": {"type": "object", "description": "Optional notes stored with the position."}},
+             "required": ["channel", "consumer_id", "message_id"], "additionalProperties": false}),
+            annotations("Acknowledge messages", false, false, Some(true)),
+        ),
         "bridge_channels" => tool(
             name,
             "List the channels that hold messages, with their message counts and last activity.",
@@ -295,6 +311,7 @@ fn run(relay: &Relay, name: &str, args: &Map<String, Value>) -> Outcome {
     match name {
         "bridge_send" => send(relay, args),
         "bridge_receive" => receive(relay, args),
+        "bridge_ack" => ack(relay, args),
         "bridge_channels" => channels(relay),
         "bridge_ping" => ping(relay),
         "bridge_clear" => clear(relay, args),
@@ -401,6 +418,28 @@ fn render_full(text: &mut String, m: &StoredMessage) {
         m.id,
         m.content
     );
+}
+
+fn ack(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+    let c = relay.ack(args)?;
+    let text = if c.advanced {
+        format!(
+            "{} is now at message {} (seq {}) in {}.",
+            c.consumer_id,
+            c.last_message_id.as_deref().unwrap_or("-"),
+            c.last_seq,
+            c.channel
+        )
+    } else {
+        format!(
+            "{} is already at message {} (seq {}) in {}; nothing changed.",
+            c.consumer_id,
+            c.last_message_id.as_deref().unwrap_or("-"),
+            c.last_seq,
+            c.channel
+        )
+    };
+    Ok((crate::relay::cursor_json(&c), text))
 }
 
 fn channels(relay: &Relay) -> Outcome {

@@ -43,6 +43,23 @@ pub struct IdempotencyKey<'a> {
     pub fingerprint: &'a str,
 }
 
+/// A durable consumer's position in a channel, as stored after an ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerCursor {
+    /// The consumer.
+    pub consumer_id: String,
+    /// The channel.
+    pub channel: String,
+    /// The `seq` of the newest acknowledged message.
+    pub last_seq: i64,
+    /// Its id.
+    pub last_message_id: Option<String>,
+    /// When the cursor last moved (stored form).
+    pub updated_at: String,
+    /// Whether this ack moved it.
+    pub advanced: bool,
+}
+
 /// What an insert did.
 #[derive(Debug, Clone)]
 pub struct Inserted {
@@ -230,6 +247,70 @@ impl Store {
         Ok(stmt
             .query_row(params![id, channel], |r| r.get(0))
             .optional()?)
+    }
+
+    /// Move a consumer's cursor forward to `message_id` (a message of `channel`), replacing its
+    /// metadata when given; a message at or behind the cursor changes nothing. `None` when the
+    /// message is not in the channel. One transaction.
+    pub fn ack(
+        &self,
+        consumer: &str,
+        channel: &str,
+        message_id: &str,
+        metadata: Option<&str>,
+    ) -> Result<Option<ConsumerCursor>, Error> {
+        let mut guard = self.lock();
+        let tx = guard
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq: Option<i64> = tx
+            .prepare_cached("SELECT seq FROM messages WHERE id = ?1 AND channel = ?2")?
+            .query_row(params![message_id, channel], |r| r.get(0))
+            .optional()?;
+        let Some(seq) = seq else {
+            return Ok(None);
+        };
+        let stored: Option<(i64, Option<String>, String)> = tx
+            .prepare_cached(
+                "SELECT last_seq, last_message_id, updated_at FROM bridge_consumer_cursors \
+                 WHERE consumer_id = ?1 AND channel = ?2",
+            )?
+            .query_row(params![consumer, channel], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let cursor = match stored {
+            Some((last_seq, last_message_id, updated_at)) if last_seq >= seq => ConsumerCursor {
+                consumer_id: consumer.to_owned(),
+                channel: channel.to_owned(),
+                last_seq,
+                last_message_id,
+                updated_at,
+                advanced: false,
+            },
+            _ => {
+                let now = clock::now();
+                tx.prepare_cached(
+                    "INSERT INTO bridge_consumer_cursors \
+                     (consumer_id, channel, last_seq, last_message_id, updated_at, metadata_json) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '{}')) \
+                     ON CONFLICT(consumer_id, channel) DO UPDATE SET last_seq = excluded.last_seq, \
+                     last_message_id = excluded.last_message_id, updated_at = excluded.updated_at, \
+                     metadata_json = COALESCE(?6, metadata_json)",
+                )?
+                .execute(params![consumer, channel, seq, message_id, now, metadata])?;
+                ConsumerCursor {
+                    consumer_id: consumer.to_owned(),
+                    channel: channel.to_owned(),
+                    last_seq: seq,
+                    last_message_id: Some(message_id.to_owned()),
+                    updated_at: now,
+                    advanced: true,
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(Some(cursor))
     }
 
     /// The `seq` a durable consumer acknowledged in a channel (0 when it has none).

@@ -78,6 +78,18 @@ async def session_run(read, write):
                 "texts": [c.text for c in r.content if c.type == "text"],
             })
         out["calls"] = results
+        # Durable cursors: send three, ack the second, resume after it.
+        ids = []
+        for n in range(3):
+            r = await s.call_tool("bridge_send", {"channel": "sdk:acks", "sender": "py", "content": f"a{n}"})
+            ids.append(r.structuredContent["id"])
+        ack = {"ids": ids}
+        base = {"channel": "sdk:acks", "consumer_id": "worker-1"}
+        ack["first"] = (await s.call_tool("bridge_ack", {**base, "message_id": ids[1]})).structuredContent
+        ack["resume"] = (await s.call_tool("bridge_receive", base)).structuredContent
+        ack["backward"] = (await s.call_tool("bridge_ack", {**base, "message_id": ids[0]})).structuredContent
+        ack["unknown"] = (await s.call_tool("bridge_ack", {**base, "message_id": "nope"})).structuredContent
+        out["ack"] = ack
     return out
 
 
