@@ -5,10 +5,13 @@ use crate::config::Config;
 use crate::dashboard;
 use crate::error::Error;
 use crate::relay::Cursor;
-use crate::relay::Relay;
+use crate::relay::{Page, Relay};
+use crate::validate::FieldError;
 use crate::wire::{percent_decode, Reply, Req};
 use crate::{clock, json, validate};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
 use tiny_http::Method;
 
 /// Largest page of `/api/messages`.
@@ -17,7 +20,7 @@ const MAX_LIMIT: i64 = 500;
 const DEFAULT_LIMIT: i64 = 50;
 
 /// Dispatch a request that passed the pipeline to its handler.
-pub fn route(relay: &Relay, config: &Config, req: &Req<'_>) -> Reply {
+pub fn route(relay: &Arc<Relay>, config: &Config, req: &Req<'_>) -> Reply {
     let get = matches!(req.method, Method::Get | Method::Head);
     let post = *req.method == Method::Post;
     match req.path {
@@ -40,6 +43,8 @@ pub fn route(relay: &Relay, config: &Config, req: &Req<'_>) -> Reply {
         "/api/send" => Reply::method_not_allowed("POST"),
         "/api/clear" if post => handled(clear(relay, req)),
         "/api/clear" => Reply::method_not_allowed("POST"),
+        "/api/wait" if get => handled(wait(relay, req)),
+        "/api/wait" => Reply::method_not_allowed("GET, HEAD"),
         "/api/ack" if post => handled(ack(relay, req)),
         "/api/ack" => Reply::method_not_allowed("POST"),
         p if p.starts_with("/api/messages/") => {
@@ -62,6 +67,7 @@ pub fn route(relay: &Relay, config: &Config, req: &Req<'_>) -> Reply {
                 ],
                 body: body.to_vec(),
                 stream: None,
+                deferred: None,
             },
             None => not_found(),
         },
@@ -255,6 +261,98 @@ fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
             "deduplicated": done.deduplicated,
         }),
     ))
+}
+
+/// Longest `/api/wait`.
+const MAX_WAIT_SECONDS: f64 = 55.0;
+
+/// The six keys of a wait result (`http-api.md` §3.7).
+fn wait_json(
+    channel: &str,
+    page: &Page,
+    since_id: Option<&str>,
+    consumer_id: Option<&str>,
+    timed_out: bool,
+) -> Value {
+    json!({
+        "channel": channel,
+        "messages": page.messages.iter().map(|m| m.record()).collect::<Vec<_>>(),
+        "next_cursor": page.messages.last().map(|m| m.id.as_str()).or(since_id),
+        "consumer_id": consumer_id,
+        "warning": page.stale_cursor.then_some("since_id_not_found"),
+        "timed_out": timed_out,
+    })
+}
+
+/// `GET /api/wait`: answer at once when there is something (or the cursor is stale); otherwise
+/// hand the connection to a thread that waits, so no request worker is held.
+fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
+    let channel_raw = req.query_param("channel").unwrap_or_default();
+    if channel_raw.is_empty() {
+        return Err(FieldError::new("channel", "required", "must be provided").into());
+    }
+    let channel_value = Value::String(channel_raw);
+    let channel = relay
+        .existing_channel("channel", &channel_value)?
+        .to_owned();
+    let since_id = req.query_param("since_id").filter(|s| !s.is_empty());
+    if let Some(s) = &since_id {
+        validate::identity_str("since_id", s, validate::MAX_REF_CHARS)?;
+    }
+    let consumer_id = req.query_param("consumer_id").filter(|s| !s.is_empty());
+    if let Some(c) = &consumer_id {
+        validate::identity_str("consumer_id", c, validate::MAX_CONSUMER_CHARS)?;
+    }
+    if since_id.is_none() && consumer_id.is_none() {
+        return Err(
+            FieldError::new("cursor", "required", "since_id or consumer_id is required").into(),
+        );
+    }
+    let numeric = || Reply::error(400, "limit and timeout_seconds must be numeric");
+    let limit = match req.query_param("limit") {
+        None => 20,
+        Some(raw) => match parse_int(&raw) {
+            Some(n) => n.clamp(1, MAX_LIMIT),
+            None => return Ok(numeric()),
+        },
+    } as usize;
+    let timeout = match req.query_param("timeout_seconds") {
+        None => 20.0,
+        Some(raw) => match raw.trim().parse::<f64>() {
+            Ok(t) if t.is_finite() => t.clamp(0.0, MAX_WAIT_SECONDS),
+            _ => return Ok(numeric()),
+        },
+    };
+    let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
+    let page = relay.read(&channel, cursor, limit)?;
+    if !page.messages.is_empty() || page.stale_cursor || timeout == 0.0 {
+        let timed_out = page.messages.is_empty() && !page.stale_cursor;
+        let body = wait_json(
+            &channel,
+            &page,
+            since_id.as_deref(),
+            consumer_id.as_deref(),
+            timed_out,
+        );
+        return Ok(Reply::json(200, &body));
+    }
+    let relay = Arc::clone(relay);
+    Ok(Reply::later(move || {
+        let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
+        match relay.wait(&channel, cursor, limit, Duration::from_secs_f64(timeout)) {
+            Ok((page, timed_out)) => Reply::json(
+                200,
+                &wait_json(
+                    &channel,
+                    &page,
+                    since_id.as_deref(),
+                    consumer_id.as_deref(),
+                    timed_out,
+                ),
+            ),
+            Err(e) => handled(Err(e)),
+        }
+    }))
 }
 
 fn ack(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {

@@ -37,7 +37,7 @@ pub fn run(config: Config) -> Result<(), String> {
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
     let ctx = Arc::new(Ctx {
-        relay: Arc::new(relay),
+        relay,
         sse,
         mcp,
         config,
@@ -54,13 +54,13 @@ pub fn run(config: Config) -> Result<(), String> {
     }
 }
 
-fn open_relay(config: &Config) -> Result<Relay, String> {
+fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
     let (store, warnings) =
         Store::open(&config.db_path, config.limits.synchronous_full).map_err(|e| e.to_string())?;
     for w in warnings {
         eprintln!("warning: {w}");
     }
-    Ok(Relay::new(
+    let relay = Arc::new(Relay::new(
         store,
         Settings {
             max_message_bytes: config.limits.max_message_bytes,
@@ -68,18 +68,30 @@ fn open_relay(config: &Config) -> Result<Relay, String> {
             audit_enabled: config.audit_log,
             conformance_fixtures: config.limits.conformance_fixtures,
         },
-    ))
+    ));
+    // Commits by other processes on the same file wake this process's waiters.
+    let weak = Arc::downgrade(&relay);
+    crate::store::watch(
+        &config.db_path,
+        std::time::Duration::from_millis(config.limits.event_poll_ms),
+        move || {
+            if let Some(r) = weak.upgrade() {
+                r.hub.publish_external();
+            }
+        },
+    )
+    .map_err(|e| format!("cannot watch the database: {e}"))?;
+    Ok(relay)
 }
 
 /// MCP over stdin/stdout until stdin ends: nothing but protocol lines on stdout.
 fn run_stdio(config: &Config) -> Result<(), String> {
     let relay = open_relay(config)?;
     let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
     crate::transport::stdio::serve(
-        &relay,
+        relay,
         stdin.lock(),
-        stdout.lock(),
+        std::io::stdout(),
         config.limits.max_request_bytes,
     )
     .map_err(|e| format!("stdio: {e}"))

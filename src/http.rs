@@ -34,9 +34,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Threads that answer requests refused before their body was read: dropping such a request
 /// drains the body from the socket, which a silent client can stretch to `READ_TIMEOUT`.
 const DRAIN_THREADS: usize = 2;
-/// Stack size of stream threads: they only format and write small events, so thousands of idle
-/// streams stay cheap.
-const STREAM_STACK: usize = 128 * 1024;
+/// Stack size of stream and long-poll threads: they format and write small events or one reply
+/// (and read a page of messages), so thousands of idle ones stay cheap.
+const STREAM_STACK: usize = 256 * 1024;
 /// How long a write may block on a client that stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stack size of request worker threads: room for 256-deep JSON in a debug build (the memory
@@ -199,6 +199,10 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
         start_stream(rq, reply, stream);
         return;
     }
+    if let Some(later) = reply.deferred.take() {
+        start_deferred(rq, reply, later);
+        return;
+    }
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
     // 32 KiB and more to chunked encoding through an 8 KiB buffer).
     let mut response = Response::from_data(reply.body)
@@ -221,15 +225,66 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
     let _ = rq.respond(response);
 }
 
-/// Hand the connection to a stream thread: it writes the head (no length: the body lasts until
-/// either side closes) and runs the stream. Streams never run on the worker pool.
-fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream) {
-    let head_only = *rq.method() == Method::Head;
-    let mut head = format!("HTTP/1.1 {} OK\r\n", reply.status);
-    for (name, value) in &reply.headers {
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// The status line and headers of a reply written on the raw connection.
+fn head(status: u16, headers: &[(&'static str, String)], extra: &str) -> String {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str("Connection: close\r\n\r\n");
+    head.push_str(extra);
+    head.push_str("\r\n");
+    head
+}
+
+/// Frames a stream as HTTP/1.1 chunks, one chunk per flush (streams flush once per event), so
+/// a stream's end is marked and the connection can go on (keep-alive) afterwards.
+struct Chunked<'w> {
+    out: &'w mut (dyn Write + Send),
+    pending: Vec<u8>,
+}
+
+impl Write for Chunked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            let mut chunk = format!("{:x}\r\n", self.pending.len()).into_bytes();
+            chunk.append(&mut self.pending);
+            chunk.extend_from_slice(b"\r\n");
+            self.out.write_all(&chunk)?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Hand the connection to a stream thread: it writes the head, runs the stream with its output
+/// framed as chunks, and ends the body when the stream returns. Streams never run on the worker
+/// pool.
+fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream) {
+    let head_only = *rq.method() == Method::Head;
+    let head = head(
+        reply.status,
+        &reply.headers,
+        "Transfer-Encoding: chunked\r\n",
+    );
     let mut writer = rq.into_writer();
     let spawned = thread::Builder::new()
         .name("stream".into())
@@ -238,15 +293,47 @@ fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream) {
             if writer
                 .write_all(head.as_bytes())
                 .and_then(|()| writer.flush())
-                .is_ok()
-                && !head_only
+                .is_err()
             {
-                stream(&mut writer);
+                return;
             }
+            if !head_only {
+                let mut chunked = Chunked {
+                    out: &mut *writer,
+                    pending: Vec::new(),
+                };
+                stream(&mut chunked);
+                let _ = chunked.flush();
+            }
+            let _ = writer.write_all(b"0\r\n\r\n").and_then(|()| writer.flush());
         });
     if let Err(e) = spawned {
         // The closure (and with it the session's registration and the connection) is dropped.
         eprintln!("warning: cannot start a stream thread: {e}");
+    }
+}
+
+/// Hand the connection to a thread that computes the reply (a long-poll) and then writes it
+/// whole, with its length, so the connection stays usable. Never on the worker pool.
+fn start_deferred(rq: Request, outer: Reply, later: crate::wire::Deferred) {
+    let head_only = *rq.method() == Method::Head;
+    let mut writer = rq.into_writer();
+    let spawned = thread::Builder::new()
+        .name("deferred".into())
+        .stack_size(STREAM_STACK)
+        .spawn(move || {
+            let inner = later();
+            let mut headers = outer.headers;
+            headers.extend(inner.headers);
+            let length = format!("Content-Length: {}\r\n", inner.body.len());
+            let mut bytes = head(inner.status, &headers, &length).into_bytes();
+            if !head_only {
+                bytes.extend_from_slice(&inner.body);
+            }
+            let _ = writer.write_all(&bytes).and_then(|()| writer.flush());
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot start a waiting thread: {e}");
     }
 }
 

@@ -255,6 +255,32 @@ impl Relay {
             })
     }
 
+    /// Read like [`Relay::read`], but when there is nothing yet (and the cursor is not stale),
+    /// block until a message arrives in the channel or `timeout` passes. Returns the page and
+    /// whether it timed out. Same-process sends wake it at once; other processes' within the
+    /// watcher's poll interval.
+    pub fn wait(
+        &self,
+        channel: &str,
+        cursor: Cursor<'_>,
+        limit: usize,
+        timeout: std::time::Duration,
+    ) -> Result<(Page, bool), Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // The ticket is taken before the read: a send landing in between still wakes us.
+            let ticket = self.hub.ticket();
+            let page = self.read(channel, cursor, limit)?;
+            if !page.messages.is_empty() || page.stale_cursor {
+                return Ok((page, false));
+            }
+            match self.hub.wait(channel, ticket, deadline) {
+                crate::hub::Wake::Published => continue,
+                crate::hub::Wake::TimedOut | crate::hub::Wake::Shutdown => return Ok((page, true)),
+            }
+        }
+    }
+
     /// One message by id.
     pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, Error> {
         self.store.message(id)

@@ -15,9 +15,17 @@ pub struct Reply {
     /// The whole body.
     pub body: Vec<u8>,
     /// When set, the connection is handed over after the head is written: the function runs on
-    /// its own thread and writes the body (an event stream) for as long as it likes.
+    /// its own thread and writes the body (an event stream) for as long as it likes; the front
+    /// frames what it writes as HTTP chunks and ends the body when it returns.
     pub stream: Option<Stream>,
+    /// When set, the reply is not ready yet: the function runs on its own thread (a long-poll)
+    /// and returns the reply to write then, whole, with its length. Its status and headers are
+    /// added to this reply's headers.
+    pub deferred: Option<Deferred>,
 }
+
+/// A reply computed later, off the request workers.
+pub type Deferred = Box<dyn FnOnce() -> Reply + Send>;
 
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,6 +34,7 @@ impl std::fmt::Debug for Reply {
             .field("headers", &self.headers)
             .field("body_len", &self.body.len())
             .field("stream", &self.stream.is_some())
+            .field("deferred", &self.deferred.is_some())
             .finish()
     }
 }
@@ -42,12 +51,20 @@ impl Reply {
             // Serialising a Value cannot fail.
             body: serde_json::to_vec(value).unwrap_or_default(),
             stream: None,
+            deferred: None,
         }
     }
 
     /// A JSON error reply `{"error": msg}`.
     pub fn error(status: u16, msg: &str) -> Reply {
         Reply::json(status, &json!({ "error": msg }))
+    }
+
+    /// A reply that will be computed by `f` on its own thread (see [`Reply::deferred`]).
+    pub fn later(f: impl FnOnce() -> Reply + Send + 'static) -> Reply {
+        let mut r = Reply::empty(200);
+        r.deferred = Some(Box::new(f));
+        r
     }
 
     /// A reply with a status and no body.
@@ -57,6 +74,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             stream: None,
+            deferred: None,
         }
     }
 

@@ -9,9 +9,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TOOLS: [&str; 7] = [
+const TOOLS: [&str; 8] = [
     "bridge_send",
     "bridge_receive",
+    "bridge_wait",
     "bridge_ack",
     "bridge_channels",
     "bridge_ping",
@@ -76,6 +77,37 @@ fn check_session(out: &Value) {
     assert_eq!(ack["backward"]["last_seq"], ack["first"]["last_seq"]);
     assert_eq!(ack["unknown"]["code"], "not_found");
     assert_eq!(ack["unknown"]["field"], "message_id");
+    // Waits: one with messages after the cursor, one that times out, one without a cursor.
+    let wait = &out["wait"];
+    assert_eq!(wait["ready"]["timed_out"], false);
+    assert_eq!(wait["ready"]["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        wait["ready"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        [
+            "channel",
+            "messages",
+            "next_cursor",
+            "consumer_id",
+            "warning",
+            "timed_out"
+        ]
+    );
+    assert_eq!(wait["empty"]["timed_out"], true);
+    assert_eq!(wait["empty"]["messages"], json!([]));
+    assert_eq!(wait["empty"]["next_cursor"], ack["ids"][2]);
+    assert!(wait["empty_ms"].as_f64().unwrap() >= 250.0);
+    assert_eq!(wait["no_cursor"]["code"], "required");
+    assert_eq!(wait["no_cursor"]["field"], "cursor");
+    assert_eq!(wait["too_long"]["code"], "out_of_range");
+    assert_eq!(wait["too_long"]["field"], "timeout_seconds");
+    assert_eq!(
+        by_name("bridge_wait")["inputSchema"]["properties"]["timeout_seconds"]["maximum"],
+        55
+    );
     let calls = out["calls"].as_array().unwrap();
     let ok = |i: usize| {
         assert_eq!(calls[i]["is_error"], false, "call {i}: {}", calls[i]);
@@ -302,9 +334,12 @@ fn open_stream(r: &Relay, extra: &str) -> (BufReader<TcpStream>, String) {
     let head = read_head(&mut rd);
     assert!(head[0].starts_with("HTTP/1.1 200"), "{}", head[0]);
     assert!(is_event_stream(&head));
+    // The body is chunked: skip chunk-size lines up to the endpoint event.
     let mut line = String::new();
-    rd.read_line(&mut line).unwrap();
-    assert_eq!(line, "event: endpoint\n");
+    while line != "event: endpoint\n" {
+        line.clear();
+        assert!(rd.read_line(&mut line).unwrap() > 0, "stream ended");
+    }
     line.clear();
     rd.read_line(&mut line).unwrap();
     let path = line.trim().strip_prefix("data: ").unwrap().to_string();

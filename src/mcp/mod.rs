@@ -43,10 +43,12 @@ pub fn may_stream(relay: &Relay, msg: &Value) -> bool {
         .get("params")
         .and_then(|p| p.get("name"))
         .and_then(Value::as_str);
+    let waits = |n: &str| {
+        n == "bridge_wait" || (relay.settings.conformance_fixtures && fixtures::streams(n))
+    };
     msg.get("method").and_then(Value::as_str) == Some("tools/call")
         && msg.get("id").is_some()
-        && relay.settings.conformance_fixtures
-        && name.is_some_and(fixtures::streams)
+        && name.is_some_and(waits)
 }
 
 /// A JSON-RPC error response.
@@ -135,13 +137,18 @@ pub fn handle(
                 ),
                 (Some(name), a) => {
                     let token = params.get("_meta").and_then(|m| m.get("progressToken"));
-                    let fixture = with_fixtures
-                        .then(|| fixtures::call(name, token, notify))
-                        .flatten();
+                    let fixture = if with_fixtures {
+                        fixtures::call(name, token, notify)
+                    } else {
+                        None
+                    };
                     let empty = serde_json::Map::new();
-                    let out = fixture.unwrap_or_else(|| {
-                        tools::call(relay, name, a.as_object().unwrap_or(&empty))
-                    });
+                    let out = match fixture {
+                        Some(out) => out,
+                        None => {
+                            tools::call(relay, name, a.as_object().unwrap_or(&empty), token, notify)
+                        }
+                    };
                     result(id, out)
                 }
             }

@@ -15,9 +15,10 @@ use serde_json::{json, Map, Value};
 use std::fmt::Write;
 
 /// Names of the tools this build serves, in `tools/list` order.
-pub const TOOL_NAMES: [&str; 7] = [
+pub const TOOL_NAMES: [&str; 8] = [
     "bridge_send",
     "bridge_receive",
+    "bridge_wait",
     "bridge_ack",
     "bridge_channels",
     "bridge_ping",
@@ -158,6 +159,27 @@ fn definition(name: &str) -> Option<Value> {
              "required": ["channel"], "additionalProperties": false}),
             annotations("Read messages", true, false, None),
         ),
+        "bridge_wait" => tool(
+            name,
+            "Wait for new messages in a channel instead of polling: returns at once if there are \
+             messages after your cursor (since_id or consumer_id), otherwise as soon as one \
+             arrives, or empty with timed_out:true after timeout_seconds (default 20, max 55). \
+             Call it again with the returned next_cursor to keep listening.",
+            json!({"type": "object", "properties": {
+                "channel": {"type": "string", "minLength": 1, "description": "Channel to watch."},
+                "since_id": {"type": "string", "minLength": 1,
+                    "description": "Return messages after this message id."},
+                "consumer_id": {"type": "string", "minLength": 1,
+                    "description": "Return messages after this consumer's acknowledged position."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20,
+                    "description": "At most this many messages."},
+                "timeout_seconds": {"type": "number", "minimum": 0, "maximum": 55, "default": 20,
+                    "description": "How long to wait when nothing is there yet."}},
+             "required": ["channel"],
+             "anyOf": [{"required": ["since_id"]}, {"required": ["consumer_id"]}],
+             "additionalProperties": false}),
+            annotations("Wait for messages", true, false, None),
+        ),
         "bridge_ack" => tool(
             name,
             "Record that a consumer has handled a channel up to a message, so it (or a restarted \
@@ -207,8 +229,15 @@ fn definition(name: &str) -> Option<Value> {
     })
 }
 
-/// Call a tool; always a `CallToolResult`.
-pub fn call(relay: &Relay, name: &str, args: &Map<String, Value>) -> Value {
+/// Call a tool; always a `CallToolResult`. A waiting tool sends `notifications/progress` through
+/// `notify` while it waits when the request carried a `progress_token`.
+pub fn call(
+    relay: &Relay,
+    name: &str,
+    args: &Map<String, Value>,
+    progress_token: Option<&Value>,
+    notify: &mut dyn FnMut(Value),
+) -> Value {
     let outcome = match definition(name) {
         None => Err(FieldError::new(
             "name",
@@ -216,7 +245,8 @@ pub fn call(relay: &Relay, name: &str, args: &Map<String, Value>) -> Value {
             format!("'{name}' is not a tool of this server; tools/list shows the tools"),
         )
         .into()),
-        Some(def) => check_args(&def["inputSchema"], args).and_then(|()| run(relay, name, args)),
+        Some(def) => check_args(&def["inputSchema"], args)
+            .and_then(|()| run(relay, name, args, progress_token, notify)),
     };
     match outcome {
         Ok((structured, text)) => json!({
@@ -285,6 +315,23 @@ fn check_args(schema: &Value, args: &Map<String, Value>) -> Result<(), ToolError
                     }
                 }
             }
+            Some("number") => {
+                let n = v
+                    .as_f64()
+                    .ok_or_else(|| FieldError::new(k, "invalid_type", "must be a number"))?;
+                if let Some(min) = p.get("minimum").and_then(Value::as_f64) {
+                    if n < min {
+                        let msg = format!("must be at least {min}");
+                        return Err(FieldError::new(k, "out_of_range", msg).into());
+                    }
+                }
+                if let Some(max) = p.get("maximum").and_then(Value::as_f64) {
+                    if n > max {
+                        let msg = format!("must be at most {max}");
+                        return Err(FieldError::new(k, "out_of_range", msg).into());
+                    }
+                }
+            }
             Some("object") if !v.is_object() => {
                 return Err(FieldError::new(k, "invalid_type", "must be an object").into());
             }
@@ -307,10 +354,17 @@ fn present<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     args.get(key).filter(|v| !v.is_null())
 }
 
-fn run(relay: &Relay, name: &str, args: &Map<String, Value>) -> Outcome {
+fn run(
+    relay: &Relay,
+    name: &str,
+    args: &Map<String, Value>,
+    progress_token: Option<&Value>,
+    notify: &mut dyn FnMut(Value),
+) -> Outcome {
     match name {
         "bridge_send" => send(relay, args),
-        "bridge_receive" => receive(relay, args),
+        "bridge_receive" => receive(relay, args, None),
+        "bridge_wait" => wait(relay, args, progress_token, notify),
         "bridge_ack" => ack(relay, args),
         "bridge_channels" => channels(relay),
         "bridge_ping" => ping(relay),
@@ -347,7 +401,52 @@ fn send(relay: &Relay, args: &Map<String, Value>) -> Outcome {
     ))
 }
 
-fn receive(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+/// How long a wait may block before it reports progress (when asked to).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn wait(
+    relay: &Relay,
+    args: &Map<String, Value>,
+    progress_token: Option<&Value>,
+    notify: &mut dyn FnMut(Value),
+) -> Outcome {
+    if present(args, "since_id").is_none() && present(args, "consumer_id").is_none() {
+        return Err(
+            FieldError::new("cursor", "required", "since_id or consumer_id is required").into(),
+        );
+    }
+    let secs = present(args, "timeout_seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(20.0);
+    let total = std::time::Duration::from_secs_f64(secs.clamp(0.0, 55.0));
+    let started = std::time::Instant::now();
+    let mut waited = |channel: &str, cursor: Cursor<'_>, limit: usize| loop {
+        let left = total.saturating_sub(started.elapsed());
+        let slice = if progress_token.is_some() {
+            left.min(PROGRESS_EVERY)
+        } else {
+            left
+        };
+        let (page, timed_out) = relay.wait(channel, cursor, limit, slice)?;
+        if !timed_out || slice == left {
+            return Ok((page, timed_out));
+        }
+        if let Some(token) = progress_token {
+            notify(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                              "params": {"progressToken": token,
+                                         "progress": started.elapsed().as_secs(),
+                                         "total": total.as_secs(),
+                                         "message": format!("waiting for messages in {channel}")}}));
+        }
+    };
+    receive(relay, args, Some(&mut waited))
+}
+
+type Waiter<'w> =
+    dyn FnMut(&str, Cursor<'_>, usize) -> Result<(crate::relay::Page, bool), Error> + 'w;
+
+/// `bridge_receive`, or with `waiter` set `bridge_wait`: one selection, one rendering.
+fn receive(relay: &Relay, args: &Map<String, Value>, waiter: Option<&mut Waiter<'_>>) -> Outcome {
     let channel = relay.existing_channel("channel", &args["channel"])?;
     let since_id = match present(args, "since_id") {
         Some(v) => Some(validate::identity("since_id", v, validate::MAX_REF_CHARS)?),
@@ -362,7 +461,12 @@ fn receive(relay: &Relay, args: &Map<String, Value>) -> Outcome {
         None => None,
     };
     let limit = present(args, "limit").and_then(integer).unwrap_or(20) as usize;
-    let page = relay.read(channel, Cursor::from_parts(since_id, consumer_id), limit)?;
+    let cursor = Cursor::from_parts(since_id, consumer_id);
+    let waiting = waiter.is_some();
+    let (page, timed_out) = match waiter {
+        Some(w) => w(channel, cursor, limit)?,
+        None => (relay.read(channel, cursor, limit)?, false),
+    };
     let next = page
         .messages
         .last()
@@ -377,6 +481,8 @@ fn receive(relay: &Relay, args: &Map<String, Value>) -> Outcome {
              Call bridge_receive without since_id to read the newest messages.",
             since_id.unwrap_or_default()
         );
+    } else if page.messages.is_empty() && timed_out {
+        let _ = write!(text, "Nothing arrived in {channel} before the timeout. Call bridge_wait again to keep waiting.");
     } else if page.messages.is_empty() {
         let _ = write!(text, "No new messages in {channel}.");
     } else {
@@ -396,16 +502,17 @@ fn receive(relay: &Relay, args: &Map<String, Value>) -> Outcome {
             );
         }
     }
-    Ok((
-        json!({
-            "channel": channel,
-            "messages": page.messages.iter().map(StoredMessage::record).collect::<Vec<_>>(),
-            "next_cursor": next,
-            "consumer_id": consumer_id,
-            "warning": warning,
-        }),
-        text,
-    ))
+    let mut out = json!({
+        "channel": channel,
+        "messages": page.messages.iter().map(StoredMessage::record).collect::<Vec<_>>(),
+        "next_cursor": next,
+        "consumer_id": consumer_id,
+        "warning": warning,
+    });
+    if waiting {
+        out["timed_out"] = json!(timed_out);
+    }
+    Ok((out, text))
 }
 
 fn render_full(text: &mut String, m: &StoredMessage) {

@@ -487,6 +487,41 @@ fn loose_permissions(_path: &Path) -> Option<String> {
     None
 }
 
+/// Watch the db file for commits made through other connections (other processes, or this
+/// process's own writer) and call `changed` for each, checking `PRAGMA data_version` every
+/// `every`. Runs on its own thread with its own read connection; never returns unless the
+/// connection cannot be opened.
+pub fn watch(
+    path: &Path,
+    every: Duration,
+    changed: impl Fn() + Send + 'static,
+) -> std::io::Result<()> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(std::io::Error::other)?;
+    std::thread::Builder::new()
+        .name("db-watch".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            let version = |c: &Connection| {
+                c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                    .ok()
+            };
+            let mut last = version(&conn);
+            loop {
+                std::thread::sleep(every);
+                let now = version(&conn);
+                if now.is_some() && now != last {
+                    last = now;
+                    changed();
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// Why the store could not be opened (exit code 1 at start-up).
 #[derive(Debug)]
 pub enum OpenError {

@@ -85,7 +85,13 @@ impl Sessions {
 
     /// `POST /messages/?session_id=…`: hand one JSON-RPC message to the session; its reply (if
     /// any) goes out on the stream. 202 on acceptance.
-    pub fn post(&self, relay: &Relay, query: &str, credential: Option<&str>, body: &[u8]) -> Reply {
+    pub fn post(
+        &self,
+        relay: &Arc<Relay>,
+        query: &str,
+        credential: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
         let id = query
             .split('&')
             .find_map(|kv| kv.strip_prefix("session_id="))
@@ -114,8 +120,29 @@ impl Sessions {
             _ => return Reply::error(400, "the body is not a JSON-RPC message"),
         };
         // Requests of one session run concurrently: the state is copied out, and written back
-        // only if this message changed it (initialize).
+        // only if this message changed it (initialize). A call that may wait runs on its own
+        // thread, so it holds no request worker.
         let before = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if mcp::may_stream(relay, &msg) {
+            let (relay, mut session) = (Arc::clone(relay), before);
+            let spawned = std::thread::Builder::new()
+                .name("mcp-call".into())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let notes = tx.clone();
+                    let reply = mcp::handle(&relay, &mut session, &msg, &mut |n| {
+                        let _ = notes.send(n.to_string());
+                    });
+                    if let Some(r) = reply {
+                        let _ = tx.send(r.to_string());
+                    }
+                });
+            if spawned.is_err() {
+                return Reply::error(503, "cannot start the call; retry later")
+                    .with_header("Retry-After", "1");
+            }
+            return Reply::json(202, &json!({"status": "accepted"}));
+        }
         let mut session = before.clone();
         let notes = tx.clone();
         let reply = mcp::handle(relay, &mut session, &msg, &mut |n| {

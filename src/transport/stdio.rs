@@ -2,27 +2,41 @@
 //! protocol lines only; diagnostics go to stderr. A bad line gets an error reply and the session
 //! goes on; end of input ends the session.
 //!
-//! Requests are handled one at a time, in order: none of the tools served here waits.
+//! Requests are handled in order on the reading thread, except calls that may wait
+//! (`mcp::may_stream`), which run on their own threads so the session's other requests go on;
+//! every line is written whole under one lock. At end of input, calls still running finish first.
 
 use crate::mcp::{self, code, Session};
 use crate::relay::Relay;
 use serde_json::Value;
 use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
+
+/// Write one message as a line, whole.
+fn send_line(output: &Mutex<dyn Write + Send>, v: &Value) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
+    bytes.push(b'\n');
+    let mut out = output.lock().unwrap_or_else(|p| p.into_inner());
+    out.write_all(&bytes)?;
+    out.flush()
+}
 
 /// Serve one session until `input` ends. Lines longer than `max_line` bytes are discarded with
 /// a -32600 reply.
 pub fn serve(
-    relay: &Relay,
+    relay: Arc<Relay>,
     mut input: impl BufRead,
-    mut output: impl Write,
+    output: impl Write + Send + 'static,
     max_line: usize,
 ) -> std::io::Result<()> {
+    let output: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(output));
     let mut session = Session::default();
     let mut line = Vec::new();
+    let mut running = Vec::new();
     loop {
         let (ended, too_long) = read_line(&mut input, &mut line, max_line)?;
         if ended && line.is_empty() && !too_long {
-            return Ok(());
+            break;
         }
         let reply = if too_long {
             Some(mcp::error(
@@ -36,15 +50,24 @@ pub fn serve(
                 None
             } else {
                 match crate::json::parse_body(text) {
+                    Ok(msg) if mcp::may_stream(&relay, &msg) => {
+                        let (relay, out, mut state) =
+                            (Arc::clone(&relay), Arc::clone(&output), session.clone());
+                        running.push(std::thread::spawn(move || {
+                            let reply = mcp::handle(&relay, &mut state, &msg, &mut |n| {
+                                let _ = send_line(&*out, &n);
+                            });
+                            if let Some(r) = reply {
+                                let _ = send_line(&*out, &r);
+                            }
+                        }));
+                        None
+                    }
                     Ok(msg) => {
-                        let mut notes = Vec::new();
-                        let reply = mcp::handle(relay, &mut session, &msg, &mut |n| notes.push(n));
-                        for n in notes {
-                            let mut bytes = serde_json::to_vec(&n).unwrap_or_default();
-                            bytes.push(b'\n');
-                            output.write_all(&bytes)?;
-                        }
-                        reply
+                        let out = Arc::clone(&output);
+                        mcp::handle(&relay, &mut session, &msg, &mut |n| {
+                            let _ = send_line(&*out, &n);
+                        })
                     }
                     Err(_) => Some(mcp::error(
                         Value::Null,
@@ -55,15 +78,17 @@ pub fn serve(
             }
         };
         if let Some(r) = reply {
-            let mut bytes = serde_json::to_vec(&r).unwrap_or_default();
-            bytes.push(b'\n');
-            output.write_all(&bytes)?;
-            output.flush()?;
+            send_line(&*output, &r)?;
         }
+        running.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
         if ended {
-            return Ok(());
+            break;
         }
     }
+    for t in running {
+        let _ = t.join();
+    }
+    Ok(())
 }
 
 /// Read one line (without its newline) into `line`, keeping at most `max` bytes. Returns

@@ -141,7 +141,7 @@ impl Sessions {
             Err(_) => return rpc_error(400, code::PARSE_ERROR, "Parse error: not JSON"),
         };
         let stream_ok = accepts(rq.accept, "text/event-stream");
-        if stream_ok && mcp::may_stream(relay, &msg) {
+        if mcp::may_stream(relay, &msg) {
             // Session checks first, then the call runs on a stream thread that writes each
             // notification as it happens and the result last.
             let state = match (self.stateless, rq.session_id) {
@@ -158,7 +158,7 @@ impl Sessions {
                     Err(r) => return r,
                 },
             };
-            return stream_call(Arc::clone(relay), state, msg);
+            return stream_call(Arc::clone(relay), state, msg, stream_ok);
         }
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if self.stateless {
@@ -331,8 +331,18 @@ impl Sessions {
     }
 }
 
-/// Answer one call as an event stream written while it runs.
-fn stream_call(relay: Arc<Relay>, mut state: Session, msg: Value) -> Reply {
+/// Answer one call that may wait from a stream thread, off the request workers: as an event
+/// stream written while it runs (notifications as they happen, the result last) when the client
+/// accepts one, else as one JSON body written when the call ends.
+fn stream_call(relay: Arc<Relay>, mut state: Session, msg: Value, events: bool) -> Reply {
+    if !events {
+        return Reply::later(
+            move || match mcp::handle(&relay, &mut state, &msg, &mut |_| {}) {
+                Some(r) => Reply::json(200, &r),
+                None => Reply::empty(202),
+            },
+        );
+    }
     let mut reply = Reply::event_stream();
     reply.stream = Some(Box::new(move |w: &mut dyn Write| {
         let mut broken = false;

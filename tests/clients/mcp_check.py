@@ -12,6 +12,7 @@ errors). The Rust test (tests/mcp.rs) checks the output field by field.
 import asyncio
 import json
 import sys
+import time
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.sse import sse_client
@@ -90,6 +91,15 @@ async def session_run(read, write):
         ack["backward"] = (await s.call_tool("bridge_ack", {**base, "message_id": ids[0]})).structuredContent
         ack["unknown"] = (await s.call_tool("bridge_ack", {**base, "message_id": "nope"})).structuredContent
         out["ack"] = ack
+        wait = {}
+        chan = {"channel": "sdk:acks"}
+        wait["ready"] = (await s.call_tool("bridge_wait", {**chan, "since_id": ids[0]})).structuredContent
+        t = time.monotonic()
+        wait["empty"] = (await s.call_tool("bridge_wait", {**chan, "since_id": ids[2], "timeout_seconds": 0.3})).structuredContent
+        wait["empty_ms"] = (time.monotonic() - t) * 1000
+        wait["no_cursor"] = (await s.call_tool("bridge_wait", chan)).structuredContent
+        wait["too_long"] = (await s.call_tool("bridge_wait", {**chan, "since_id": ids[0], "timeout_seconds": 56})).structuredContent
+        out["wait"] = wait
     return out
 
 
