@@ -212,3 +212,277 @@ fn a_consumer_resumes_at_message_11_after_a_sigkill() {
     assert_eq!(got[0], "message 11");
     assert_eq!(page["messages"][0]["id"], ids[10]);
 }
+
+fn wait(r: &Relay, query: &str) -> crate::support::Resp {
+    r.get(&format!("/api/wait?{query}"))
+}
+
+#[test]
+fn wait_answers_at_once_times_out_and_wakes_on_a_send() {
+    let r = Relay::start(&[], &[]);
+    let a = r.say("w:a", "s", "one")["id"].as_str().unwrap().to_string();
+    let b = r.say("w:a", "s", "two")["id"].as_str().unwrap().to_string();
+    // Messages after the cursor: at once, six keys, records.
+    let x = wait(&r, &format!("channel=w:a&since_id={a}")).json();
+    assert_eq!(
+        x.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "channel",
+            "messages",
+            "next_cursor",
+            "consumer_id",
+            "warning",
+            "timed_out"
+        ]
+    );
+    assert_eq!(
+        (
+            x["messages"][0]["content"].clone(),
+            x["next_cursor"].clone(),
+            x["timed_out"].clone()
+        ),
+        (json!("two"), json!(b), json!(false))
+    );
+    assert_eq!(x["messages"][0]["encoding"], "legacy_text");
+    // A stale cursor: at once, with the warning.
+    let x = wait(&r, "channel=w:a&since_id=nope&timeout_seconds=30").json();
+    assert_eq!(
+        (
+            x["warning"].clone(),
+            x["timed_out"].clone(),
+            x["next_cursor"].clone()
+        ),
+        (json!("since_id_not_found"), json!(false), json!("nope"))
+    );
+    // Nothing: times out as a normal result.
+    let t = std::time::Instant::now();
+    let x = wait(&r, &format!("channel=w:a&since_id={b}&timeout_seconds=0.3")).json();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(290));
+    assert_eq!(
+        (x["timed_out"].clone(), x["messages"].clone()),
+        (json!(true), json!([]))
+    );
+    let x = wait(&r, &format!("channel=w:a&since_id={b}&timeout_seconds=0")).json();
+    assert_eq!(x["timed_out"], true);
+    // A send wakes the waiter.
+    let addr = r.addr;
+    let b2 = b.clone();
+    let waiter = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let resp = crate::support::raw(
+            addr,
+            format!("GET /api/wait?channel=w:a&since_id={b2}&timeout_seconds=20 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+            false,
+        );
+        (t.elapsed(), resp.json())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    r.say("w:a", "s", "three");
+    let (took, x) = waiter.join().unwrap();
+    assert_eq!(x["messages"][0]["content"], "three");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    // consumer_id as the cursor; waiting never moves it.
+    let x = wait(&r, "channel=w:a&consumer_id=c1&timeout_seconds=1").json();
+    assert_eq!(
+        (
+            x["messages"].as_array().unwrap().len(),
+            x["consumer_id"].clone()
+        ),
+        (3, json!("c1"))
+    );
+    assert_eq!(
+        wait(&r, "channel=w:a&consumer_id=c1&limit=1").json()["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn wait_errors() {
+    let r = Relay::start(&[], &[]);
+    let x = wait(&r, "since_id=x");
+    assert_eq!(
+        (x.status, x.json()),
+        (
+            400,
+            json!({"error":"channel: must be provided","field":"channel","code":"required","message":"must be provided"})
+        )
+    );
+    let x = wait(&r, "channel=c");
+    assert_eq!(
+        x.json(),
+        json!({"error":"cursor: since_id or consumer_id is required","field":"cursor","code":"required","message":"since_id or consumer_id is required"})
+    );
+    for q in [
+        "limit=abc",
+        "timeout_seconds=nan",
+        "timeout_seconds=inf",
+        "timeout_seconds=x",
+        "limit=1.5",
+    ] {
+        let x = wait(&r, &format!("channel=c&since_id=x&{q}"));
+        assert_eq!(
+            (x.status, x.json()),
+            (
+                400,
+                json!({"error":"limit and timeout_seconds must be numeric"})
+            ),
+            "{q}"
+        );
+    }
+    let x = wait(&r, "channel=%20c&since_id=x");
+    assert_eq!(
+        field_error(&x),
+        ("surrounding_whitespace".into(), "channel".into())
+    );
+    // Clamps: a negative timeout is 0 (answers at once), a huge limit is 500.
+    let t = std::time::Instant::now();
+    assert_eq!(
+        wait(&r, "channel=c&consumer_id=x&timeout_seconds=-5").json()["timed_out"],
+        true
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(
+        r.request(
+            "POST",
+            "/api/wait",
+            &[("Content-Type", "application/json")],
+            Some(b"{}")
+        )
+        .status,
+        405
+    );
+}
+
+#[test]
+fn five_hundred_waits_and_a_steady_stream_of_sends_both_progress() {
+    let r = Relay::start(&[], &[]);
+    let addr = r.addr;
+    // 500 waiters on one channel, each holding its own connection.
+    let waiters: Vec<_> = (0..500)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+            std::io::Write::write_all(
+                &mut s,
+                b"GET /api/wait?channel=many:w&consumer_id=c&timeout_seconds=50 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Sends to other channels keep flowing (the 16 workers are not held by the waits).
+    let t = std::time::Instant::now();
+    for i in 0..200 {
+        r.say("many:other", "s", &format!("{i}"));
+    }
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "sends stalled: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(r.get("/status").status, 200);
+    // One send to the waited channel answers all 500.
+    r.say("many:w", "s", "wake");
+    let mut woken = 0;
+    for s in waiters {
+        let mut rd = std::io::BufReader::new(s);
+        let resp = crate::support::read_response(&mut rd, false).unwrap();
+        assert_eq!(resp.status, 200);
+        if resp.json()["messages"][0]["content"] == "wake" {
+            woken += 1;
+        }
+    }
+    assert_eq!(woken, 500);
+}
+
+#[test]
+fn a_send_by_a_stdio_process_wakes_an_http_waiter_within_100_ms() {
+    use std::io::{BufRead, Write};
+    let r = Relay::start(&[], &[]);
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["--stdio", "--db", &r.db.display().to_string()])
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut last = r.say("x:proc", "http", "start")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut lags = Vec::new();
+    for i in 0..20 {
+        let addr = r.addr;
+        let since = last.clone();
+        let waiter = std::thread::spawn(move || {
+            let resp = crate::support::raw(
+                addr,
+                format!("GET /api/wait?channel=x:proc&since_id={since}&timeout_seconds=10 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+                false,
+            );
+            (std::time::Instant::now(), resp.json())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let call = json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"bridge_send","arguments":{"channel":"x:proc","sender":"stdio","content":format!("n{i}")}}});
+        writeln!(input, "{call}").unwrap();
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        let sent_at = std::time::Instant::now(); // the send is committed once stdio replies
+        let (woke_at, v) = waiter.join().unwrap();
+        assert_eq!(v["messages"][0]["content"], format!("n{i}"), "{v}");
+        last = v["next_cursor"].as_str().unwrap().to_string();
+        lags.push(woke_at.saturating_duration_since(sent_at));
+    }
+    lags.sort();
+    let median = lags[lags.len() / 2];
+    assert!(
+        median <= std::time::Duration::from_millis(100),
+        "median wake lag {median:?}: {lags:?}"
+    );
+    drop(input);
+    let _ = child.wait();
+}
+
+#[test]
+fn a_pending_stdio_wait_does_not_block_the_session() {
+    use std::io::{BufRead, Write};
+    let dir = TempDir::new();
+    let db = dir.path().join("s.db").display().to_string();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["--stdio", "--db", &db])
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
+    let wait = json!({"jsonrpc":"2.0","id":"w","method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"q:a","consumer_id":"c","timeout_seconds":3}}});
+    let ping = json!({"jsonrpc":"2.0","id":"p","method":"ping"});
+    writeln!(input, "{wait}\n{ping}").unwrap();
+    let mut first = String::new();
+    output.read_line(&mut first).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&first).unwrap()["id"],
+        "p",
+        "ping must not wait behind bridge_wait"
+    );
+    let mut second = String::new();
+    output.read_line(&mut second).unwrap();
+    let w: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(
+        (
+            w["id"].clone(),
+            w["result"]["structuredContent"]["timed_out"].clone()
+        ),
+        (json!("w"), json!(true))
+    );
+    drop(input);
+    assert!(child.wait().unwrap().success());
+}
