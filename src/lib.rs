@@ -78,8 +78,14 @@
 //!   accepted and means 127.0.0.1.
 //! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops
 //!   reading cannot pin a worker forever.
-//! - stdio handles one message at a time (none of the tools served so far waits); legacy-SSE
-//!   and `/mcp` requests of one session run concurrently on the workers.
+//! - Waiting never holds a request worker: `/api/wait` becomes a deferred reply computed on its
+//!   own thread and written whole (keep-alive survives); a waiting MCP call runs on its own
+//!   thread on every transport (stdio included, so a session's other requests go on). A
+//!   `PRAGMA data_version` watcher thread per process (every `CLAUDE_BRIDGE_EVENT_POLL_MS`, 50 ms
+//!   by default) wakes waiters when another process commits. A wait whose client disconnects
+//!   runs to its timeout (at most 55 s) before its thread notices.
+//! - Streams (legacy SSE, `/mcp`) are sent with chunked encoding, one chunk per event, so their
+//!   end is marked and the connection can be reused.
 //! - `/mcp` answers a request with one JSON body, except a call that may take long or emit
 //!   notifications (`mcp::may_stream`: today only the conformance fixtures; the waiting tools
 //!   will join) from a client that accepts `text/event-stream`: that call runs on a stream

@@ -290,6 +290,7 @@ fn main() {
         100.0 * send10 / ceiling_rps
     );
     mcp_round_trips(&relay);
+    wake_latency(&relay);
     drop(relay);
     large_db(secs);
 }
@@ -348,17 +349,7 @@ fn mcp_round_trips(relay: &Relay) {
     report_latencies("bridge_send over /sse", lat);
 
     // Streamable HTTP: initialize once, then POST calls on one keep-alive connection.
-    let mcp_post = |body: &str, session: Option<&str>| {
-        let sid = session
-            .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
-            .unwrap_or_default();
-        format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Accept: application/json, text/event-stream\r\n{sid}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    };
+
     let init = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"0\"}}}";
     let mut first_results = Vec::new();
     let mut session = String::new();
@@ -366,15 +357,15 @@ fn mcp_round_trips(relay: &Relay) {
         // A fresh connection and session each time: initialize, then the first tool result.
         let mut c = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
         let t = Instant::now();
-        session = exchange_with_session(&mut c, &mcp_post(init, None)).expect("initialize");
-        exchange(&mut c, &mcp_post(&send_call(0), Some(&session))).expect("first call");
+        session = exchange_with_session(&mut c, &mcp_request(init, None)).expect("initialize");
+        exchange(&mut c, &mcp_request(&send_call(0), Some(&session))).expect("first call");
         first_results.push(t.elapsed().as_micros() as u64);
     }
     report_latencies("initialize -> first result (/mcp)", first_results);
     let mut c = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
     let mut lat = Vec::with_capacity(CALLS);
     for i in 0..CALLS {
-        let req = mcp_post(&send_call(i), Some(&session));
+        let req = mcp_request(&send_call(i), Some(&session));
         let t = Instant::now();
         exchange(&mut c, &req).expect("call");
         lat.push(t.elapsed().as_micros() as u64);
@@ -405,6 +396,128 @@ fn mcp_round_trips(relay: &Relay) {
     drop(input);
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Send → woken waiter: a waiter blocks in `/api/wait` (or `bridge_wait` over `/mcp`), the
+/// bench sends, and the lag from the send's reply to the waiter's reply is recorded. Then the
+/// same with the send made by a separate `--stdio` process on the same db (cross-process).
+fn wake_latency(relay: &Relay) {
+    const ROUNDS: usize = 200;
+    let mut sender = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    let send = |s: &mut BufReader<TcpStream>, i: usize| {
+        let body = format!("{{\"channel\":\"bench:wake\",\"sender\":\"b\",\"content\":\"w{i}\"}}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&exchange(s, &post("/api/send", &body)).expect("send"))
+                .expect("json");
+        v["id"].as_str().expect("id").to_owned()
+    };
+    let mut last = send(&mut sender, 0);
+    let addr = relay.addr;
+    let mut measure = |name: &str,
+                       request: &dyn Fn(&str) -> Vec<u8>,
+                       via_stdio: Option<&mut (
+        std::process::ChildStdin,
+        BufReader<std::process::ChildStdout>,
+    )>| {
+        let mut lags = Vec::with_capacity(ROUNDS);
+        let mut stdio = via_stdio;
+        for i in 0..ROUNDS {
+            let req = request(&last);
+            let waiter = thread::spawn(move || {
+                let mut c = BufReader::new(TcpStream::connect(addr).expect("connect"));
+                let body = exchange(&mut c, &req).expect("wait");
+                (Instant::now(), body)
+            });
+            thread::sleep(Duration::from_millis(5));
+            let sent_at;
+            match stdio.as_mut() {
+                None => {
+                    last = send(&mut sender, i + 1);
+                    sent_at = Instant::now();
+                }
+                Some((input, output)) => {
+                    writeln!(input, "{}", send_call_to("bench:wake", i)).expect("write");
+                    let mut line = String::new();
+                    output.read_line(&mut line).expect("read");
+                    sent_at = Instant::now();
+                }
+            }
+            let (woke_at, body) = waiter.join().expect("waiter");
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let newest = v["next_cursor"]
+                .as_str()
+                .or_else(|| v["result"]["structuredContent"]["next_cursor"].as_str())
+                .unwrap_or(&last)
+                .to_owned();
+            last = newest;
+            lags.push(woke_at.saturating_duration_since(sent_at).as_micros() as u64);
+        }
+        report_latencies(name, lags);
+    };
+    measure(
+        "send -> woken /api/wait",
+        &|since| {
+            format!("GET /api/wait?channel=bench:wake&since_id={since}&timeout_seconds=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
+        },
+        None,
+    );
+    let init = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"0\"}}}";
+    let mut c = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    let sid = exchange_with_session(&mut c, &mcp_request(init, None)).expect("initialize");
+    measure(
+        "send -> woken bridge_wait (/mcp)",
+        &|since| {
+            let call = format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"bridge_wait\",\"arguments\":{{\"channel\":\"bench:wake\",\"since_id\":\"{since}\",\"timeout_seconds\":10}}}}}}");
+            let mut r = mcp_request(&call, Some(&sid));
+            // JSON only: the reply is one body.
+            let text = String::from_utf8_lossy(&r).replace(
+                "Accept: application/json, text/event-stream",
+                "Accept: application/json",
+            );
+            r = text.into_bytes();
+            r
+        },
+        None,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-bridge"))
+        .arg("--stdio")
+        .arg("--db")
+        .arg(relay.dir.join("bench.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start --stdio");
+    let mut pipes = (
+        child.stdin.take().expect("stdin"),
+        BufReader::new(child.stdout.take().expect("stdout")),
+    );
+    measure(
+        "send by another process -> woken /api/wait",
+        &|since| {
+            format!("GET /api/wait?channel=bench:wake&since_id={since}&timeout_seconds=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
+        },
+        Some(&mut pipes),
+    );
+    drop(pipes);
+    let _ = child.wait();
+}
+
+fn send_call_to(channel: &str, id: usize) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"bridge_send\",\"arguments\":{{\"channel\":\"{channel}\",\"sender\":\"b\",\"content\":\"call {id}\"}}}}}}"
+    )
+}
+
+fn mcp_request(body: &str, session: Option<&str>) -> Vec<u8> {
+    let sid = session
+        .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{sid}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// `/api/state` and start-up on a db holding 1M messages in 100 channels.
