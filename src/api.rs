@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::dashboard;
 use crate::error::Error;
+use crate::events::Subscribers;
 use crate::relay::Cursor;
 use crate::relay::{Page, Relay};
 use crate::validate::FieldError;
@@ -20,13 +21,13 @@ const MAX_LIMIT: i64 = 500;
 const DEFAULT_LIMIT: i64 = 50;
 
 /// Dispatch a request that passed the pipeline to its handler.
-pub fn route(relay: &Arc<Relay>, config: &Config, req: &Req<'_>) -> Reply {
+pub fn route(relay: &Arc<Relay>, config: &Config, events: &Subscribers, req: &Req<'_>) -> Reply {
     let get = matches!(req.method, Method::Get | Method::Head);
     let post = *req.method == Method::Post;
     match req.path {
         "/status" if get => status(),
         "/status" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/state" if get => handled(state(relay)),
+        "/api/state" if get => handled(state(relay, events)),
         "/api/state" => Reply::method_not_allowed("GET, HEAD"),
         "/api/messages" if get => handled(messages(relay, req)),
         "/api/messages" if post => Reply::json(
@@ -111,7 +112,7 @@ fn status() -> Reply {
     )
 }
 
-fn state(relay: &Relay) -> Result<Reply, Error> {
+fn state(relay: &Relay, events: &Subscribers) -> Result<Reply, Error> {
     let stats = relay.channels()?;
     let mut total = 0u64;
     let channels: Vec<Value> = stats
@@ -142,8 +143,8 @@ fn state(relay: &Relay) -> Result<Reply, Error> {
             "uptime_human": format!("{:02}:{:02}:{:02}", up / 3600, up / 60 % 60, up % 60),
             "total_messages": total,
             "channels": channels,
-            "sse_subscribers": 0,
-            "sse_dropped_events": 0,
+            "sse_subscribers": events.total(),
+            "sse_dropped_events": events.dropped(),
             "retention_days": relay.settings.retention_days,
             "audit_enabled": relay.settings.audit_enabled,
             "server_time": clock::now(),

@@ -36,10 +36,17 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.max_mcp_streams,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
+    let events = crate::events::Subscribers::new(
+        config.limits.max_sse,
+        config.limits.max_sse_per_channel,
+        config.limits.sse_replay_limit,
+        std::time::Duration::from_secs(config.limits.keepalive_seconds),
+    );
     let ctx = Arc::new(Ctx {
         relay,
         sse,
         mcp,
+        events,
         config,
         bound,
     });

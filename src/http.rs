@@ -55,6 +55,8 @@ pub struct Ctx {
     pub sse: Arc<crate::transport::sse::Sessions>,
     /// Streamable-HTTP MCP sessions (`/mcp`).
     pub mcp: Arc<crate::transport::streamable::Sessions>,
+    /// Open live channel event streams.
+    pub events: Arc<crate::events::Subscribers>,
     /// The resolved configuration.
     pub config: Config,
     /// The bound address (for the banner and the dashboard).
@@ -422,6 +424,17 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
                 body: &req.body,
             },
         ),
+        p if p.starts_with("/events/channel/") => {
+            if get_like(&method) {
+                let cursor = header(&headers, "Last-Event-ID")
+                    .map(str::to_owned)
+                    .or_else(|| req.query_param("since_id"));
+                ctx.events
+                    .open(&ctx.relay, &p["/events/channel/".len()..], cursor)
+            } else {
+                Reply::method_not_allowed("GET, HEAD")
+            }
+        }
         "/sse" if get_like(&method) => ctx.sse.open(authorization(&headers)),
         "/sse" => Reply::method_not_allowed("GET, HEAD"),
         p if p.starts_with("/messages/") => {
@@ -432,7 +445,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
                 Reply::method_not_allowed("POST")
             }
         }
-        _ => api::route(&ctx.relay, &ctx.config, &req),
+        _ => api::route(&ctx.relay, &ctx.config, &ctx.events, &req),
     }
 }
 

@@ -115,6 +115,7 @@ pub mod clock;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod hub;
 pub mod ids;

@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod delivery;
+mod events;
 mod limits;
 mod malformed;
 mod mcp;

@@ -60,6 +60,27 @@ pub struct ConsumerCursor {
     pub advanced: bool,
 }
 
+/// An entry of the event outbox for one channel, with its message re-read.
+#[derive(Debug, Clone)]
+pub enum ChannelEvent {
+    /// A message was stored (and still exists).
+    Message(i64, StoredMessage),
+    /// The channel was cleared; the payload is the stored JSON (`{"channel","cleared"}`).
+    Clear(i64, String),
+    /// A message event whose message is gone (cleared since): skipped, but its `event_seq`
+    /// still advances the reader.
+    Gone(i64),
+}
+
+impl ChannelEvent {
+    /// The event's position in the outbox.
+    pub fn event_seq(&self) -> i64 {
+        match self {
+            ChannelEvent::Message(e, _) | ChannelEvent::Clear(e, _) | ChannelEvent::Gone(e) => *e,
+        }
+    }
+}
+
 /// What an insert did.
 #[derive(Debug, Clone)]
 pub struct Inserted {
@@ -311,6 +332,53 @@ impl Store {
         };
         tx.commit()?;
         Ok(Some(cursor))
+    }
+
+    /// The newest `event_seq` of the outbox (0 when empty): live delivery starts after it.
+    pub fn max_event_seq(&self) -> Result<i64, Error> {
+        let g = self.lock();
+        let v = g
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(event_seq), 0) FROM bridge_events")?
+            .query_row([], |r| r.get(0))?;
+        Ok(v)
+    }
+
+    /// Up to `limit` outbox entries of `channel` after `after` (in `event_seq` order), each
+    /// message re-read from `messages`.
+    pub fn events_after(
+        &self,
+        channel: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChannelEvent>, Error> {
+        let g = self.lock();
+        let mut stmt = g.conn.prepare_cached(
+            "SELECT e.event_seq, e.event_type, e.payload, \
+                    m.seq, m.id, m.channel, m.sender, m.content, m.timestamp \
+             FROM bridge_events e LEFT JOIN messages m ON m.id = e.message_id \
+             WHERE e.event_seq > ?1 AND e.channel = ?2 ORDER BY e.event_seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![after, channel, limit as i64], |r| {
+            let event_seq: i64 = r.get(0)?;
+            let kind: String = r.get(1)?;
+            Ok(match (kind.as_str(), r.get::<_, Option<i64>>(3)?) {
+                ("clear", _) => ChannelEvent::Clear(event_seq, r.get(2)?),
+                (_, Some(seq)) => ChannelEvent::Message(
+                    event_seq,
+                    StoredMessage {
+                        seq,
+                        id: r.get(4)?,
+                        channel: r.get(5)?,
+                        sender: r.get(6)?,
+                        content: r.get(7)?,
+                        timestamp: r.get(8)?,
+                    },
+                ),
+                _ => ChannelEvent::Gone(event_seq),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The `seq` a durable consumer acknowledged in a channel (0 when it has none).
