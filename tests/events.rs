@@ -46,8 +46,10 @@ fn next_event(rd: &mut BufReader<TcpStream>) -> Option<Event> {
             event = v.to_string();
         } else if let Some(v) = l.strip_prefix("data: ") {
             data = Some(serde_json::from_str(v).unwrap());
-        } else if l.is_empty() && line == "\n" && data.is_some() {
-            return Some((id, event, data.unwrap()));
+        } else if l.is_empty() && line == "\n" {
+            if let Some(d) = data.take() {
+                return Some((id, event, d));
+            }
         } else if l == "0" {
             // The final chunk: the stream ended.
             return None;
