@@ -42,11 +42,15 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.sse_replay_limit,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
+    let logins = crate::login::Logins::new(std::time::Duration::from_secs(
+        config.limits.session_ttl_seconds,
+    ));
     let ctx = Arc::new(Ctx {
         relay,
         sse,
         mcp,
         events,
+        logins,
         config,
         bound,
     });

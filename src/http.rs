@@ -57,6 +57,8 @@ pub struct Ctx {
     pub mcp: Arc<crate::transport::streamable::Sessions>,
     /// Open live channel event streams.
     pub events: Arc<crate::events::Subscribers>,
+    /// Dashboard login sessions.
+    pub logins: crate::login::Logins,
     /// The resolved configuration.
     pub config: Config,
     /// The bound address (for the banner and the dashboard).
@@ -346,6 +348,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = rq.method().clone();
     let headers = rq.headers().to_vec();
+    let secure = rq.secure();
 
     // 1. CORS preflight.
     if method == Method::Options
@@ -388,7 +391,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     }
     // 6. Authentication.
     if is_protected(path) {
-        if let Some(r) = authenticate(cfg, &headers, rq.remote_addr()) {
+        if let Some(r) = authenticate(ctx, &headers, rq.remote_addr(), path, &method) {
             return r;
         }
     }
@@ -424,6 +427,12 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
                 body: &req.body,
             },
         ),
+        "/api/session" => {
+            let forwarded_https = header(&headers, "X-Forwarded-Proto")
+                .and_then(|v| v.split(',').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+            login(ctx, &method, &headers, secure || forwarded_https)
+        }
         p if p.starts_with("/events/channel/") => {
             if get_like(&method) {
                 let cursor = header(&headers, "Last-Event-ID")
@@ -630,11 +639,26 @@ pub fn is_protected(path: &str) -> bool {
 }
 
 /// `None` when the request may proceed, else the refusal.
-fn authenticate(cfg: &Config, headers: &[Header], peer: Option<&SocketAddr>) -> Option<Reply> {
+/// Who may pass (`http-api.md` §2.5): with a token, a bearer credential or a live dashboard
+/// session cookie (a wrong bearer is refused even with a valid cookie; only a bearer can start a
+/// session; ending one needs nothing). Without a token, loopback peers that are not proxied.
+fn authenticate(
+    ctx: &Ctx,
+    headers: &[Header],
+    peer: Option<&SocketAddr>,
+    path: &str,
+    method: &Method,
+) -> Option<Reply> {
+    let cfg = &ctx.config;
+    let session_path = path == "/api/session";
     match &cfg.auth_token {
+        Some(_) if session_path && *method == Method::Delete => None,
         Some(token) => {
             let auths = all(headers, "Authorization");
             let ok = match auths.as_slice() {
+                [] if session_path && *method == Method::Post => false,
+                [] => crate::login::cookie_value(&all(headers, "Cookie"))
+                    .is_some_and(|c| ctx.logins.valid(c)),
                 [one] => match one.split_once(' ') {
                     Some((scheme, cred)) => {
                         scheme.eq_ignore_ascii_case("bearer")
@@ -654,6 +678,36 @@ fn authenticate(cfg: &Config, headers: &[Header], peer: Option<&SocketAddr>) -> 
             let refused = (!loopback || proxied) && !cfg.allow_unauthenticated_network;
             refused.then(|| Reply::error(403, "unauthenticated network access is disabled"))
         }
+    }
+}
+
+/// `/api/session`: trade the bearer token for a cookie (POST), check (GET), end (DELETE).
+fn login(ctx: &Ctx, method: &Method, headers: &[Header], secure: bool) -> Reply {
+    let required = ctx.config.auth_token.is_some();
+    let cookie = crate::login::cookie_value(&all(headers, "Cookie"));
+    let state = |authenticated: bool| {
+        Reply::json(
+            200,
+            &serde_json::json!({"authenticated": authenticated, "auth_required": required}),
+        )
+    };
+    match method {
+        Method::Get | Method::Head => state(true),
+        Method::Post if required => {
+            if let Some(old) = cookie {
+                ctx.logins.revoke(old);
+            }
+            let id = ctx.logins.start();
+            state(true).with_header("Set-Cookie", ctx.logins.set_cookie(&id, secure))
+        }
+        Method::Post => state(true),
+        Method::Delete => {
+            if let Some(old) = cookie {
+                ctx.logins.revoke(old);
+            }
+            state(false).with_header("Set-Cookie", crate::login::Logins::clear_cookie(secure))
+        }
+        _ => Reply::method_not_allowed("GET, POST, DELETE"),
     }
 }
 

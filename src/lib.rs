@@ -120,6 +120,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod json;
+pub mod login;
 pub mod mcp;
 pub mod model;
 pub mod relay;

@@ -10,6 +10,7 @@ mod conformance;
 mod delivery;
 mod events;
 mod limits;
+mod login;
 mod malformed;
 mod mcp;
 mod migration;
