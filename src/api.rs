@@ -44,6 +44,8 @@ pub fn route(relay: &Arc<Relay>, config: &Config, events: &Subscribers, req: &Re
         "/api/send" => Reply::method_not_allowed("POST"),
         "/api/clear" if post => handled(clear(relay, req)),
         "/api/clear" => Reply::method_not_allowed("POST"),
+        "/api/audit" if get => handled(audit(relay, req)),
+        "/api/audit" => Reply::method_not_allowed("GET, HEAD"),
         "/api/wait" if get => handled(wait(relay, req)),
         "/api/wait" => Reply::method_not_allowed("GET, HEAD"),
         "/api/ack" if post => handled(ack(relay, req)),
@@ -261,6 +263,19 @@ fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
             "ts": clock::render(&m.timestamp),
             "deduplicated": done.deduplicated,
         }),
+    ))
+}
+
+/// `GET /api/audit`: the newest audit rows first (`http-api.md` §3.11).
+fn audit(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+    if !relay.settings.audit_enabled {
+        return Ok(Reply::json(200, &json!({"enabled": false, "events": []})));
+    }
+    let limit = parse_limit(req.query_param("limit").as_deref(), 100, 1000) as usize;
+    let events = relay.store.audit_events(limit)?;
+    Ok(Reply::json(
+        200,
+        &json!({"enabled": true, "events": events}),
     ))
 }
 

@@ -357,13 +357,21 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     {
         return preflight(cfg, &headers);
     }
+    // Rejections are recorded in the audit log when it is on (never changing the answer).
+    let peer = rq.remote_addr().map(|a| a.ip().to_string());
+    let reject = |kind: &str, reply: Reply| {
+        if ctx.relay.settings.audit_enabled {
+            ctx.relay.store.audit(kind, None, path, peer.as_deref());
+        }
+        reply
+    };
     // 3. Host allow-list.
     let host = match host_of(&headers) {
         Ok(h) => h,
-        Err(r) => return r,
+        Err(r) => return reject("policy_reject", r),
     };
     if !host_allowed(cfg, &host.name) {
-        return Reply::error(400, "invalid host header");
+        return reject("policy_reject", Reply::error(400, "invalid host header"));
     }
     // 4. Origin check for mutations.
     let mutation = matches!(
@@ -374,11 +382,14 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     if mutation || path == "/mcp" {
         let origins = all(&headers, "Origin");
         if origins.len() > 1 {
-            return Reply::error(400, "duplicate origin header");
+            return reject(
+                "policy_reject",
+                Reply::error(400, "duplicate origin header"),
+            );
         }
         if let Some(origin) = origins.first() {
             if !origin_allowed(cfg, origin, &host, rq.secure()) {
-                return Reply::error(403, "origin not allowed");
+                return reject("policy_reject", Reply::error(403, "origin not allowed"));
             }
         }
     }
@@ -386,13 +397,16 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     if matches!(method, Method::Post | Method::Put | Method::Patch) && wants_json_body(path) {
         let ok = header(&headers, "Content-Type").is_some_and(is_json_media_type);
         if !ok {
-            return Reply::error(415, "content-type must be application/json");
+            return reject(
+                "policy_reject",
+                Reply::error(415, "content-type must be application/json"),
+            );
         }
     }
     // 6. Authentication.
     if is_protected(path) {
         if let Some(r) = authenticate(ctx, &headers, rq.remote_addr(), path, &method) {
-            return r;
+            return reject("auth_failure", r);
         }
     }
     // 7. Body size and framing.
@@ -402,7 +416,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
                 *body_read = true;
                 b
             }
-            Err(r) => return r,
+            Err(r) => return reject("oversize_reject", r),
         }
     } else {
         Vec::new()

@@ -161,6 +161,11 @@ impl Relay {
         if !inserted.deduplicated {
             self.hub.publish(&send.channel);
         }
+        if inserted.first_in_channel && self.settings.audit_enabled {
+            let detail = format!("first message by {}", send.sender);
+            self.store
+                .audit("channel_create", Some(&send.channel), &detail, None);
+        }
         Ok(inserted)
     }
 
@@ -168,6 +173,11 @@ impl Relay {
     pub fn clear(&self, channel: &str) -> Result<u64, Error> {
         let cleared = self.store.clear(channel)?;
         self.hub.publish(channel);
+        if self.settings.audit_enabled {
+            let detail = format!("cleared {cleared} message(s)");
+            self.store
+                .audit("channel_clear", Some(channel), &detail, None);
+        }
         Ok(cleared)
     }
 

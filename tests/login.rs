@@ -124,3 +124,108 @@ fn without_a_token_no_cookie_is_set() {
         json!({"authenticated": false, "auth_required": false})
     );
 }
+
+#[test]
+fn the_audit_log_records_rejections_and_channel_lifecycle() {
+    let r = Relay::start(&["--audit-log", "--auth-token", "tok"], &[]);
+    let bearer = ("Authorization", "Bearer tok");
+    let send = br#"{"channel":"aud:a","sender":"alice","content":"x"}"#;
+    let json_ct = ("Content-Type", "application/json");
+    assert_eq!(
+        r.request("POST", "/api/send", &[bearer, json_ct], Some(send))
+            .status,
+        200
+    );
+    assert_eq!(
+        r.request("POST", "/api/send", &[bearer, json_ct], Some(send))
+            .status,
+        200
+    );
+    assert_eq!(
+        r.request(
+            "POST",
+            "/api/clear",
+            &[bearer, json_ct],
+            Some(br#"{"channel":"aud:a"}"#)
+        )
+        .status,
+        200
+    );
+    assert_eq!(r.get("/api/state").status, 401);
+    assert_eq!(
+        r.get_with("/status", &[("Host", "evil.example")]).status,
+        400
+    );
+    let big = vec![b' '; 300_000];
+    assert_eq!(
+        r.request("POST", "/api/send", &[bearer, json_ct], Some(&big))
+            .status,
+        413
+    );
+    let v = r.get_with("/api/audit", &[bearer]).json();
+    assert_eq!(v["enabled"], true);
+    let events = v["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "oversize_reject",
+            "policy_reject",
+            "auth_failure",
+            "channel_clear",
+            "channel_create"
+        ]
+    );
+    assert_eq!(
+        events[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id", "timestamp", "event", "channel", "detail", "ip"]
+    );
+    assert_eq!(
+        (
+            events[2]["detail"].as_str(),
+            events[2]["ip"].as_str(),
+            &events[2]["channel"]
+        ),
+        (
+            Some("/api/state"),
+            Some("127.0.0.1"),
+            &serde_json::Value::Null
+        )
+    );
+    assert_eq!(
+        (events[4]["channel"].as_str(), events[4]["ip"].is_null()),
+        (Some("aud:a"), true)
+    );
+    assert!(events[4]["detail"].as_str().unwrap().contains("alice"));
+    assert!(events[3]["detail"].as_str().unwrap().contains('2'));
+    assert!(events[0]["id"].as_i64() > events[1]["id"].as_i64());
+    assert_eq!(
+        r.get_with("/api/audit?limit=2", &[bearer]).json()["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        r.get_with("/api/audit?limit=abc", &[bearer]).json()["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    // Off: nothing recorded, nothing shown.
+    let off = Relay::start(&[], &[]);
+    off.say("c", "s", "x");
+    assert_eq!(
+        off.get("/api/audit").json(),
+        json!({"enabled": false, "events": []})
+    );
+    let n: i64 = rusqlite::Connection::open(&off.db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM audit", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
