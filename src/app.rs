@@ -92,7 +92,48 @@ fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
         },
     )
     .map_err(|e| format!("cannot watch the database: {e}"))?;
+    start_housekeeping(config, &relay);
     Ok(relay)
+}
+
+/// One sweep at start-up, then one every `CLAUDE_BRIDGE_RETENTION_SWEEP_SECONDS`
+/// (`storage.md` §6). A failing sweep logs a warning and is tried again at the next tick.
+fn start_housekeeping(config: &Config, relay: &Arc<Relay>) {
+    let days_ago = |days: u32| {
+        crate::clock::format_micros(crate::clock::now_micros() - i64::from(days) * 86_400_000_000)
+    };
+    let (retention, audit, audit_days, event_days) = (
+        config.retention_days,
+        config.audit_log,
+        config.limits.audit_retention_days,
+        config.limits.event_retention_days,
+    );
+    let every = std::time::Duration::from_secs(config.limits.retention_sweep_seconds);
+    let weak = Arc::downgrade(relay);
+    let spawned = std::thread::Builder::new()
+        .name("housekeeping".into())
+        .stack_size(256 * 1024)
+        .spawn(move || loop {
+            let Some(relay) = weak.upgrade() else { return };
+            let what = crate::store::Sweep {
+                messages_before: (retention > 0).then(|| days_ago(retention)),
+                audit_before: audit.then(|| days_ago(audit_days)),
+                events_before: Some(days_ago(event_days)),
+            };
+            match relay.store.sweep(&what) {
+                Ok(s) if s.messages > 0 => eprintln!(
+                    "retention: deleted {} message(s) older than {retention} day(s)",
+                    s.messages
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: housekeeping failed (will retry): {e}"),
+            }
+            drop(relay);
+            std::thread::sleep(every);
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot start housekeeping: {e}");
+    }
 }
 
 /// MCP over stdin/stdout until stdin ends: nothing but protocol lines on stdout.

@@ -486,3 +486,83 @@ fn a_pending_stdio_wait_does_not_block_the_session() {
     drop(input);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn retention_deletes_old_messages_keys_audit_and_events_but_keeps_the_rest() {
+    let dir = Arc::new(TempDir::new());
+    let db = dir.path().join("bridge.db");
+    let base = vec![
+        "--port".to_string(),
+        "0".into(),
+        "--db".into(),
+        db.display().to_string(),
+    ];
+    {
+        let r = Relay::start_raw(&base, &[], Arc::clone(&dir), db.clone());
+        r.say("keep:a", "s", "recent");
+        r.post(
+            "/api/send",
+            &json!({"channel":"old:a","sender":"s","content":"old","idempotency_key":"k"}),
+        );
+    }
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let old = "2020-01-01T00:00:00.000000Z";
+        c.execute(
+            "UPDATE messages SET timestamp = ?1 WHERE channel = 'old:a'",
+            [old],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE bridge_events SET timestamp = ?1 WHERE channel = 'old:a'",
+            [old],
+        )
+        .unwrap();
+        c.execute("INSERT INTO audit (timestamp, event, channel, detail, ip) VALUES (?1, 'channel_create', 'old:a', 'x', NULL)", [old]).unwrap();
+        c.execute(
+            "INSERT INTO bridge_idempotency (channel, sender, idempotency_key, payload_sha256, state, created_at, expires_at) \
+             VALUES ('p', 's', 'stale', ?1, 'pending', ?2, ?2)",
+            rusqlite::params!["0".repeat(64), old],
+        )
+        .unwrap();
+    }
+    let mut args = base.clone();
+    args.extend(["--retention-days".into(), "1".into(), "--audit-log".into()]);
+    let r = Relay::start_raw(
+        &args,
+        &[("CLAUDE_BRIDGE_AUDIT_RETENTION_DAYS", "1")],
+        Arc::clone(&dir),
+        db.clone(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.get("/api/state").json()["total_messages"] != 1 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let state = r.get("/api/state").json();
+    assert_eq!(state["total_messages"], 1);
+    assert_eq!(state["channels"][0]["id"], "keep:a");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |x| x.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM bridge_idempotency"),
+        0,
+        "the old message's key and the stale reservation go"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM audit WHERE channel = 'old:a'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM bridge_events WHERE channel = 'old:a'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM bridge_events WHERE channel = 'keep:a'"),
+        1
+    );
+    assert!(r.stderr().contains("deleted 1 message"), "{}", r.stderr());
+    // seq is never reused after retention.
+    let seq = r.say("keep:a", "s", "new")["seq"].as_i64().unwrap();
+    assert!(seq > 2);
+}
