@@ -500,6 +500,38 @@ fn wake_latency(relay: &Relay) {
     );
     drop(pipes);
     let _ = child.wait();
+
+    // The live event stream: one subscriber, from issuing a send to reading its event (the
+    // event often arrives before the send's own reply is read, so this includes the send).
+    let mut sub = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    sub.get_mut()
+        .write_all(b"GET /events/channel/bench:events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("subscribe");
+    let mut line = String::new();
+    while line != "\r\n" {
+        line.clear();
+        sub.read_line(&mut line).expect("head");
+    }
+    let mut lags = Vec::with_capacity(ROUNDS);
+    for i in 0..ROUNDS {
+        let body =
+            format!("{{\"channel\":\"bench:events\",\"sender\":\"b\",\"content\":\"e{i}\"}}");
+        let sent_at = Instant::now();
+        exchange(&mut sender, &post("/api/send", &body)).expect("send");
+        loop {
+            line.clear();
+            sub.read_line(&mut line).expect("event");
+            if line.starts_with("data: ") {
+                break;
+            }
+        }
+        lags.push(
+            Instant::now()
+                .saturating_duration_since(sent_at)
+                .as_micros() as u64,
+        );
+    }
+    report_latencies("send issued -> event (incl. the send)", lags);
 }
 
 fn send_call_to(channel: &str, id: usize) -> String {
