@@ -355,7 +355,13 @@ fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
     let relay = Arc::clone(relay);
     Ok(Reply::later(move || {
         let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
-        match relay.wait(&channel, cursor, limit, Duration::from_secs_f64(timeout)) {
+        match relay.wait(
+            &channel,
+            cursor,
+            limit,
+            Duration::from_secs_f64(timeout),
+            None,
+        ) {
             Ok((page, timed_out)) => Reply::json(
                 200,
                 &wait_json(

@@ -266,7 +266,8 @@ impl Relay {
     }
 
     /// Read like [`Relay::read`], but when there is nothing yet (and the cursor is not stale),
-    /// block until a message arrives in the channel or `timeout` passes. Returns the page and
+    /// block until a message arrives in the channel, `timeout` passes, or `cancel` is set (the
+    /// canceller wakes the hub). Returns the page and
     /// whether it timed out. Same-process sends wake it at once; other processes' within the
     /// watcher's poll interval.
     pub fn wait(
@@ -275,6 +276,7 @@ impl Relay {
         cursor: Cursor<'_>,
         limit: usize,
         timeout: std::time::Duration,
+        cancel: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<(Page, bool), Error> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -283,6 +285,9 @@ impl Relay {
             let page = self.read(channel, cursor, limit)?;
             if !page.messages.is_empty() || page.stale_cursor {
                 return Ok((page, false));
+            }
+            if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst)) {
+                return Ok((page, true));
             }
             match self.hub.wait(channel, ticket, deadline) {
                 crate::hub::Wake::Published => continue,

@@ -566,3 +566,46 @@ fn retention_deletes_old_messages_keys_audit_and_events_but_keeps_the_rest() {
     let seq = r.say("keep:a", "s", "new")["seq"].as_i64().unwrap();
     assert!(seq > 2);
 }
+
+#[test]
+fn notifications_cancelled_ends_a_pending_wait_without_a_response() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new();
+    let db = dir.path().join("s.db").display().to_string();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["--stdio", "--db", &db])
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let wait = json!({"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"c:a","consumer_id":"c","timeout_seconds":30}}});
+    let cancel = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77,"reason":"user"}});
+    let ping = json!({"jsonrpc":"2.0","id":"p","method":"ping"});
+    writeln!(input, "{wait}").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    writeln!(input, "{cancel}\n{ping}").unwrap();
+    drop(input);
+    // End of input waits for in-flight calls: the cancelled wait must end at once, not in 30 s.
+    let t = std::time::Instant::now();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    let replies: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 1, "only the ping is answered: {replies:?}");
+    assert_eq!(replies[0]["id"], "p");
+}

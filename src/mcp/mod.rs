@@ -9,6 +9,9 @@ mod tools;
 
 use crate::relay::Relay;
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use tools::TOOL_NAMES;
 
@@ -29,11 +32,20 @@ pub mod code {
     pub const INVALID_PARAMS: i64 = -32602;
 }
 
-/// What the core remembers about one MCP session.
+/// What the core remembers about one MCP session. Clones share the in-flight table, so a
+/// transport may hand copies to concurrent calls.
 #[derive(Debug, Clone, Default)]
 pub struct Session {
     /// The negotiated protocol revision (`None` before `initialize`).
     pub version: Option<String>,
+    /// Tool calls in flight, by request id (as JSON text): set a flag to cancel one.
+    pub in_flight: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+}
+
+impl Session {
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Whether a message is a call that may take long or emit notifications while it runs, so a
@@ -104,7 +116,18 @@ pub fn handle(
         None => return Some(error(reply_id, code::INVALID_REQUEST, "missing method")),
     };
     let Some(id) = id else {
-        // A notification: `initialized`, `cancelled` (nothing of ours waits yet), or unknown.
+        // A notification. `cancelled` stops the named call (a wait ends at once, and sends no
+        // response); `initialized` and unknown ones need nothing.
+        if method == "notifications/cancelled" {
+            let target = obj
+                .get("params")
+                .and_then(|p| p.get("requestId"))
+                .map(Value::to_string);
+            if let Some(flag) = target.and_then(|t| session.flights().get(&t).cloned()) {
+                flag.store(true, Ordering::SeqCst);
+                relay.hub.publish_external();
+            }
+        }
         return None;
     };
     let params = obj.get("params").cloned().unwrap_or(Value::Null);
@@ -143,12 +166,18 @@ pub fn handle(
                         None
                     };
                     let empty = serde_json::Map::new();
+                    let key = id.to_string();
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    session.flights().insert(key.clone(), Arc::clone(&cancel));
+                    let args = a.as_object().unwrap_or(&empty);
                     let out = match fixture {
                         Some(out) => out,
-                        None => {
-                            tools::call(relay, name, a.as_object().unwrap_or(&empty), token, notify)
-                        }
+                        None => tools::call(relay, name, args, token, notify, &cancel),
                     };
+                    session.flights().remove(&key);
+                    if cancel.load(Ordering::SeqCst) {
+                        return None; // a cancelled request gets no response
+                    }
                     result(id, out)
                 }
             }

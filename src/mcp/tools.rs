@@ -237,6 +237,7 @@ pub fn call(
     args: &Map<String, Value>,
     progress_token: Option<&Value>,
     notify: &mut dyn FnMut(Value),
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> Value {
     let outcome = match definition(name) {
         None => Err(FieldError::new(
@@ -246,7 +247,7 @@ pub fn call(
         )
         .into()),
         Some(def) => check_args(&def["inputSchema"], args)
-            .and_then(|()| run(relay, name, args, progress_token, notify)),
+            .and_then(|()| run(relay, name, args, progress_token, notify, cancel)),
     };
     match outcome {
         Ok((structured, text)) => json!({
@@ -360,11 +361,12 @@ fn run(
     args: &Map<String, Value>,
     progress_token: Option<&Value>,
     notify: &mut dyn FnMut(Value),
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> Outcome {
     match name {
         "bridge_send" => send(relay, args),
         "bridge_receive" => receive(relay, args, None),
-        "bridge_wait" => wait(relay, args, progress_token, notify),
+        "bridge_wait" => wait(relay, args, progress_token, notify, cancel),
         "bridge_ack" => ack(relay, args),
         "bridge_channels" => channels(relay),
         "bridge_ping" => ping(relay),
@@ -409,6 +411,7 @@ fn wait(
     args: &Map<String, Value>,
     progress_token: Option<&Value>,
     notify: &mut dyn FnMut(Value),
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> Outcome {
     if present(args, "since_id").is_none() && present(args, "consumer_id").is_none() {
         return Err(
@@ -427,8 +430,8 @@ fn wait(
         } else {
             left
         };
-        let (page, timed_out) = relay.wait(channel, cursor, limit, slice)?;
-        if !timed_out || slice == left {
+        let (page, timed_out) = relay.wait(channel, cursor, limit, slice, Some(cancel))?;
+        if !timed_out || slice == left || cancel.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok((page, timed_out));
         }
         if let Some(token) = progress_token {
