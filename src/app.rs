@@ -42,9 +42,9 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.sse_replay_limit,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
-    let logins = crate::login::Logins::new(std::time::Duration::from_secs(
+    let logins = Arc::new(crate::login::Logins::new(std::time::Duration::from_secs(
         config.limits.session_ttl_seconds,
-    ));
+    )));
     let ctx = Arc::new(Ctx {
         relay,
         sse,

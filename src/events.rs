@@ -23,6 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How often a stream opened with a session cookie re-checks that session.
+const SESSION_CHECK: Duration = Duration::from_secs(4);
+
+/// The login session a stream was opened with: it ends when that session does.
+pub type Session = (Arc<crate::login::Logins>, String);
+
 /// Open event streams of this process, with their caps.
 pub struct Subscribers {
     per_channel: Mutex<HashMap<String, usize>>,
@@ -72,6 +78,7 @@ impl Subscribers {
         relay: &Arc<Relay>,
         raw_channel: &str,
         cursor: Option<String>,
+        session: Option<Session>,
     ) -> Reply {
         let Some(decoded) = crate::wire::percent_decode(raw_channel, false) else {
             let e = crate::validate::FieldError::new("channel", "invalid_type", "must be UTF-8");
@@ -110,7 +117,7 @@ impl Subscribers {
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
-            if let Err(Failure::Slow) = me.run(&relay, &channel, cursor.as_deref(), w) {
+            if let Err(Failure::Slow) = me.run(&relay, &channel, cursor.as_deref(), session, w) {
                 me.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -123,8 +130,14 @@ impl Subscribers {
         relay: &Relay,
         channel: &str,
         cursor: Option<&str>,
+        session: Option<Session>,
         w: &mut dyn Write,
     ) -> Result<(), Failure> {
+        // A cookie-authenticated stream checks its session at least this often.
+        let tick = match &session {
+            Some(_) => self.keepalive.min(SESSION_CHECK),
+            None => self.keepalive,
+        };
         let mut after_event = relay.store.max_event_seq()?;
         let mut sent_seq = 0i64;
         if let Some(c) = cursor.filter(|c| !c.is_empty()) {
@@ -162,10 +175,12 @@ impl Subscribers {
                     _ => {}
                 }
             }
-            match relay
-                .hub
-                .wait(channel, ticket, Instant::now() + self.keepalive)
-            {
+            if let Some((logins, cookie)) = &session {
+                if !logins.valid(cookie) {
+                    return Ok(());
+                }
+            }
+            match relay.hub.wait(channel, ticket, Instant::now() + tick) {
                 Wake::Published => {}
                 Wake::TimedOut => {
                     w.write_all(b": keep-alive\n\n").map_err(Failure::from)?;

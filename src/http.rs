@@ -58,7 +58,7 @@ pub struct Ctx {
     /// Open live channel event streams.
     pub events: Arc<crate::events::Subscribers>,
     /// Dashboard login sessions.
-    pub logins: crate::login::Logins,
+    pub logins: Arc<crate::login::Logins>,
     /// The resolved configuration.
     pub config: Config,
     /// The bound address (for the banner and the dashboard).
@@ -452,8 +452,14 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
                 let cursor = header(&headers, "Last-Event-ID")
                     .map(str::to_owned)
                     .or_else(|| req.query_param("since_id"));
+                // A stream opened with a session cookie (not a bearer) ends when the session does.
+                let bound = (ctx.config.auth_token.is_some()
+                    && header(&headers, "Authorization").is_none())
+                .then(|| crate::login::cookie_value(&all(&headers, "Cookie")))
+                .flatten()
+                .map(|c| (Arc::clone(&ctx.logins), c.to_owned()));
                 ctx.events
-                    .open(&ctx.relay, &p["/events/channel/".len()..], cursor)
+                    .open(&ctx.relay, &p["/events/channel/".len()..], cursor, bound)
             } else {
                 Reply::method_not_allowed("GET, HEAD")
             }

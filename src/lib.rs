@@ -27,7 +27,8 @@
 //! - [`cli`]: lexopt parsing of argv into raw flags; no I/O. The help text.
 //! - [`config`]: flags > token file > environment resolution, limits with defaults, start-up
 //!   checks, the banner.
-//! - [`app`]: the composition root; opens the store, binds, prints the banner, serves.
+//! - [`app`]: the composition root; opens the store, starts the db watcher and housekeeping,
+//!   binds, prints the banner, serves.
 //! - [`http`]: listener (`TCP_NODELAY`, timeouts), worker pool, the request pipeline, security
 //!   headers, body reading within the limit.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
@@ -39,9 +40,14 @@
 //!   tool table with schema-driven argument checks, the tools and their text renderings, and
 //!   the conformance-suite fixture tools (only with `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`).
 //! - [`dashboard`]: `static/` embedded with `include_bytes!`.
+//! - [`events`]: live channel event streams (`/events/channel/…`): subscriber caps, replay from
+//!   `Last-Event-ID`, tailing the event outbox.
+//! - [`login`]: dashboard login sessions (`/api/session`): the token traded for an HttpOnly
+//!   cookie, kept in memory.
 //! - [`relay`]: the operations (send, read, clear, channels); the one place the JSON API and
 //!   the MCP tools call.
-//! - [`store`]: SQLite schema, forward migration, queries, and the in-memory channel statistics.
+//! - [`store`]: SQLite schema, forward migration, queries, the in-memory channel statistics,
+//!   the audit log, housekeeping sweeps, and the `data_version` watcher.
 //! - [`hub`]: wake-ups for waiters, with tickets that make lost wake-ups impossible.
 //! - [`model`]: stored messages, their four JSON representations, protocol-v1 envelopes.
 //! - [`validate`]: the shared field rules and the §4.1 error shape.
@@ -84,6 +90,13 @@
 //!   `PRAGMA data_version` watcher thread per process (every `CLAUDE_BRIDGE_EVENT_POLL_MS`, 50 ms
 //!   by default) wakes waiters when another process commits. A wait whose client disconnects
 //!   runs to its timeout (at most 55 s) before its thread notices.
+//! - Live channel events are not queued in memory: each subscriber thread tails the event outbox
+//!   (`bridge_events`) by `event_seq`, so events from every process arrive in commit order and a
+//!   reconnect with `Last-Event-ID` replays from the messages table. A subscriber that stops
+//!   reading is dropped when a write times out (30 s), which `sse_dropped_events` counts.
+//! - `notifications/cancelled` ends a pending wait; the cancelled request gets no response.
+//! - Audit rows, when enabled, never change a request's outcome: write failures are logged.
+//! - Housekeeping deletes in batches of at most 10,000 rows, each its own short transaction.
 //! - Streams (legacy SSE, `/mcp`) are sent with chunked encoding, one chunk per event, so their
 //!   end is marked and the connection can be reused.
 //! - `/mcp` answers a request with one JSON body, except a call that may take long or emit

@@ -229,3 +229,49 @@ fn the_audit_log_records_rejections_and_channel_lifecycle() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+#[test]
+fn an_event_stream_opened_with_a_cookie_ends_when_the_session_does() {
+    use std::io::{BufRead, Write};
+    let r = Relay::start(&["--auth-token", "tok"], &[]);
+    let x = r.request(
+        "POST",
+        "/api/session",
+        &[("Authorization", "Bearer tok")],
+        None,
+    );
+    let cookie = cookie_of(x.header("Set-Cookie").unwrap());
+    let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    write!(
+        s,
+        "GET /events/channel/sess:a HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
+    let mut rd = std::io::BufReader::new(s);
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    r.request(
+        "DELETE",
+        "/api/session",
+        &[("Cookie", cookie.as_str())],
+        None,
+    );
+    let t = std::time::Instant::now();
+    // Read until the final chunk (the stream ended) or the connection closes.
+    loop {
+        line.clear();
+        let n = rd.read_line(&mut line).unwrap_or(0);
+        if n == 0 || line == "0\r\n" {
+            break;
+        }
+    }
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}
