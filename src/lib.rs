@@ -95,6 +95,10 @@
 //!   reconnect with `Last-Event-ID` replays from the messages table. A subscriber that stops
 //!   reading is dropped when a write times out (30 s), which `sse_dropped_events` counts.
 //! - `notifications/cancelled` ends a pending wait; the cancelled request gets no response.
+//! - Stored content is parsed without recursion (`json::parse_stored`; a heap stack, strings and
+//!   numbers still decoded by serde_json), because it is classified on small-stack stream and
+//!   long-poll threads and any client may store deeply nested text: a stack overflow would abort
+//!   the process. Request bodies are parsed by serde on the 2 MiB workers after a depth pre-scan.
 //! - Audit rows, when enabled, never change a request's outcome: write failures are logged.
 //! - Housekeeping deletes in batches of at most 10,000 rows, each its own short transaction.
 //! - Streams (legacy SSE, `/mcp`) are sent with chunked encoding, one chunk per event, so their

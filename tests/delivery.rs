@@ -609,3 +609,41 @@ fn notifications_cancelled_ends_a_pending_wait_without_a_response() {
     assert_eq!(replies.len(), 1, "only the ping is answered: {replies:?}");
     assert_eq!(replies[0]["id"], "p");
 }
+
+#[test]
+fn deeply_nested_stored_content_is_read_safely_on_small_stack_threads() {
+    // Content is text: any client may store 256-deep brackets. Reading it back classifies it,
+    // and a waiting read runs on a small-stack thread: the parse must not recurse that deep.
+    let r = Relay::start(&[], &[]);
+    let first = r.say("deep:a", "s", "first")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let addr = r.addr;
+    let waiter = std::thread::spawn(move || {
+        crate::support::raw(
+            addr,
+            format!("GET /api/wait?channel=deep:a&since_id={first}&timeout_seconds=10 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+            false,
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for depth in [256, 257, 2000] {
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(
+            r.post(
+                "/api/send",
+                &json!({"channel":"deep:a","sender":"s","content":deep})
+            )
+            .status,
+            200
+        );
+    }
+    let resp = waiter.join().unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["messages"][0]["sender"], "s");
+    let mut r = r;
+    assert!(r.alive(), "relay died: {}", r.stderr());
+    let all = r.get("/api/messages?channel=deep:a&full=1").json();
+    assert_eq!(all["messages"].as_array().unwrap().len(), 4);
+}
