@@ -6,9 +6,10 @@
 //!   channel by `event_seq`, woken by the hub: at once for this process's commits, within the
 //!   watcher's poll interval for other processes'. Events therefore arrive in commit order, a
 //!   message/clear pair is never seen reversed, and no message is held in memory.
-//! - Live delivery starts after the outbox position read *before* the replay, and message
-//!   events at or below the highest `seq` already sent are skipped: a message committed during
-//!   the replay is sent once.
+//! - Live delivery starts after the outbox position read before the response head is written
+//!   (so a message sent as soon as the client sees the 200 is delivered), and message events at
+//!   or below the highest `seq` already sent are skipped: a message committed during the replay
+//!   is sent once.
 //! - The registry lock is held only to count subscribers in and out.
 
 use crate::error::Error;
@@ -113,11 +114,19 @@ impl Subscribers {
             subscribers: Arc::clone(self),
             channel: channel.clone(),
         };
+        // Live delivery starts here, read before the head goes out: whatever a client sends
+        // after it sees the 200 is after this position.
+        let start = match relay.store.max_event_seq() {
+            Ok(s) => s,
+            Err(e) => return error_reply(e),
+        };
         let (relay, me) = (Arc::clone(relay), Arc::clone(self));
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
-            if let Err(Failure::Slow) = me.run(&relay, &channel, cursor.as_deref(), session, w) {
+            if let Err(Failure::Slow) =
+                me.run(&relay, &channel, cursor.as_deref(), session, start, w)
+            {
                 me.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -131,6 +140,7 @@ impl Subscribers {
         channel: &str,
         cursor: Option<&str>,
         session: Option<Session>,
+        start: i64,
         w: &mut dyn Write,
     ) -> Result<(), Failure> {
         // A cookie-authenticated stream checks its session at least this often.
@@ -138,7 +148,7 @@ impl Subscribers {
             Some(_) => self.keepalive.min(SESSION_CHECK),
             None => self.keepalive,
         };
-        let mut after_event = relay.store.max_event_seq()?;
+        let mut after_event = start;
         let mut sent_seq = 0i64;
         if let Some(c) = cursor.filter(|c| !c.is_empty()) {
             let page = relay.read(channel, Cursor::After(c), self.replay_limit + 1)?;
