@@ -190,14 +190,7 @@ fn messages(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
         DEFAULT_LIMIT,
         MAX_LIMIT,
     ) as usize;
-    let since_id = req.query_param("since_id").filter(|s| !s.is_empty());
-    if let Some(s) = &since_id {
-        validate::identity_str("since_id", s, validate::MAX_REF_CHARS)?;
-    }
-    let consumer_id = req.query_param("consumer_id").filter(|s| !s.is_empty());
-    if let Some(c) = &consumer_id {
-        validate::identity_str("consumer_id", c, validate::MAX_CONSUMER_CHARS)?;
-    }
+    let (since_id, consumer_id) = cursor_params(req)?;
     let full = req
         .query_param("full")
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
@@ -227,6 +220,19 @@ fn messages(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
         out.insert("warning".into(), json!("since_id_not_found"));
     }
     Ok(Reply::json(200, &Value::Object(out)))
+}
+
+/// The `since_id` and `consumer_id` query parameters (empty = absent), validated.
+fn cursor_params(req: &Req<'_>) -> Result<(Option<String>, Option<String>), Error> {
+    let since_id = req.query_param("since_id").filter(|s| !s.is_empty());
+    if let Some(s) = &since_id {
+        validate::identity_str("since_id", s, validate::MAX_REF_CHARS)?;
+    }
+    let consumer_id = req.query_param("consumer_id").filter(|s| !s.is_empty());
+    if let Some(c) = &consumer_id {
+        validate::identity_str("consumer_id", c, validate::MAX_CONSUMER_CHARS)?;
+    }
+    Ok((since_id, consumer_id))
 }
 
 fn message(relay: &Relay, raw_id: &str) -> Result<Reply, Error> {
@@ -311,14 +317,7 @@ fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
     let channel = relay
         .existing_channel("channel", &channel_value)?
         .to_owned();
-    let since_id = req.query_param("since_id").filter(|s| !s.is_empty());
-    if let Some(s) = &since_id {
-        validate::identity_str("since_id", s, validate::MAX_REF_CHARS)?;
-    }
-    let consumer_id = req.query_param("consumer_id").filter(|s| !s.is_empty());
-    if let Some(c) = &consumer_id {
-        validate::identity_str("consumer_id", c, validate::MAX_CONSUMER_CHARS)?;
-    }
+    let (since_id, consumer_id) = cursor_params(req)?;
     if since_id.is_none() && consumer_id.is_none() {
         return Err(
             FieldError::new("cursor", "required", "since_id or consumer_id is required").into(),

@@ -403,13 +403,7 @@ fn five_hundred_waits_and_a_steady_stream_of_sends_both_progress() {
 fn a_send_by_a_stdio_process_wakes_an_http_waiter_within_100_ms() {
     use std::io::{BufRead, Write};
     let r = Relay::start(&[], &[]);
-    let mut child = std::process::Command::new(crate::support::BIN)
-        .args(["--stdio", "--db", &r.db.display().to_string()])
-        .env_clear()
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::spawn_stdio(&r.db.display().to_string());
     let mut input = child.stdin.take().unwrap();
     let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut last = r.say("x:proc", "http", "start")["id"]
@@ -454,13 +448,7 @@ fn a_pending_stdio_wait_does_not_block_the_session() {
     use std::io::{BufRead, Write};
     let dir = TempDir::new();
     let db = dir.path().join("s.db").display().to_string();
-    let mut child = std::process::Command::new(crate::support::BIN)
-        .args(["--stdio", "--db", &db])
-        .env_clear()
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::spawn_stdio(&db);
     let mut input = child.stdin.take().unwrap();
     let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
     let wait = json!({"jsonrpc":"2.0","id":"w","method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"q:a","consumer_id":"c","timeout_seconds":3}}});
@@ -572,13 +560,7 @@ fn notifications_cancelled_ends_a_pending_wait_without_a_response() {
     use std::io::{Read, Write};
     let dir = TempDir::new();
     let db = dir.path().join("s.db").display().to_string();
-    let mut child = std::process::Command::new(crate::support::BIN)
-        .args(["--stdio", "--db", &db])
-        .env_clear()
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::spawn_stdio(&db);
     let mut input = child.stdin.take().unwrap();
     let wait = json!({"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"c:a","consumer_id":"c","timeout_seconds":30}}});
     let cancel = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77,"reason":"user"}});

@@ -221,13 +221,7 @@ fn slashes_in_the_channel_and_events_from_another_process() {
     use std::io::Read as _;
     let r = Relay::start(&[], &[]);
     let mut rd = subscribe(&r, "/events/channel/team/a%3Ab", "");
-    let mut child = std::process::Command::new(crate::support::BIN)
-        .args(["--stdio", "--db", &r.db.display().to_string()])
-        .env_clear()
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::spawn_stdio(&r.db.display().to_string());
     let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bridge_send","arguments":{"channel":"team/a:b","sender":"stdio","content":"from afar"}}});
     let mut input = child.stdin.take().unwrap();
     writeln!(input, "{call}").unwrap();

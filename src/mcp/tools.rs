@@ -303,40 +303,41 @@ fn check_args(schema: &Value, args: &Map<String, Value>) -> Result<(), ToolError
             Some("integer") => {
                 let n = integer(v)
                     .ok_or_else(|| FieldError::new(k, "invalid_type", "must be an integer"))?;
-                if let Some(min) = p.get("minimum").and_then(Value::as_i64) {
-                    if n < min {
-                        let msg = format!("must be at least {min}");
-                        return Err(FieldError::new(k, "out_of_range", msg).into());
-                    }
-                }
-                if let Some(max) = p.get("maximum").and_then(Value::as_i64) {
-                    if n > max {
-                        let msg = format!("must be at most {max}");
-                        return Err(FieldError::new(k, "out_of_range", msg).into());
-                    }
-                }
+                bounds(k, p, n as f64)?;
             }
             Some("number") => {
                 let n = v
                     .as_f64()
                     .ok_or_else(|| FieldError::new(k, "invalid_type", "must be a number"))?;
-                if let Some(min) = p.get("minimum").and_then(Value::as_f64) {
-                    if n < min {
-                        let msg = format!("must be at least {min}");
-                        return Err(FieldError::new(k, "out_of_range", msg).into());
-                    }
-                }
-                if let Some(max) = p.get("maximum").and_then(Value::as_f64) {
-                    if n > max {
-                        let msg = format!("must be at most {max}");
-                        return Err(FieldError::new(k, "out_of_range", msg).into());
-                    }
-                }
+                bounds(k, p, n)?;
             }
             Some("object") if !v.is_object() => {
                 return Err(FieldError::new(k, "invalid_type", "must be an object").into());
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The schema's `minimum` / `maximum` for a number argument.
+fn bounds(k: &str, p: &Value, n: f64) -> Result<(), FieldError> {
+    if let Some(min) = p.get("minimum").and_then(Value::as_f64) {
+        if n < min {
+            return Err(FieldError::new(
+                k,
+                "out_of_range",
+                format!("must be at least {min}"),
+            ));
+        }
+    }
+    if let Some(max) = p.get("maximum").and_then(Value::as_f64) {
+        if n > max {
+            return Err(FieldError::new(
+                k,
+                "out_of_range",
+                format!("must be at most {max}"),
+            ));
         }
     }
     Ok(())

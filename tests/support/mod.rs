@@ -519,3 +519,14 @@ pub fn node_tools() -> (PathBuf, PathBuf) {
     }
     (node, modules)
 }
+
+/// A `claude-bridge --stdio --db DB` child with piped stdin and stdout (stderr inherited).
+pub fn spawn_stdio(db: &str) -> Child {
+    Command::new(BIN)
+        .args(["--stdio", "--db", db])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start claude-bridge --stdio")
+}
