@@ -1017,3 +1017,42 @@ fn streamable_http_streams_progress_while_a_call_runs() {
     assert_eq!(x.header("Content-Type"), Some("application/json"));
     assert_eq!(x.json()["id"], 9);
 }
+
+#[test]
+fn a_vanished_client_cancels_its_streamed_wait() {
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_KEEPALIVE_SECONDS", "1")]);
+    let pid = r.child.id();
+    let sid = mcp_post(&r, INIT, &[])
+        .header("Mcp-Session-Id")
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = thread_count(pid);
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"gone:a","consumer_id":"c","timeout_seconds":30}}}"#;
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    )
+    .unwrap();
+    let mut rd = BufReader::new(s);
+    assert!(is_event_stream(&read_head(&mut rd)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        thread_count(pid) > baseline,
+        "the wait runs on its own threads"
+    );
+    drop(rd); // the client vanishes
+    let t = Instant::now();
+    while thread_count(pid) > baseline && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the wait was not cancelled: threads {} > {baseline} after {:?}",
+        thread_count(pid),
+        t.elapsed()
+    );
+}

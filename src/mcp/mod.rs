@@ -43,6 +43,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The cancel flag of an in-flight call, by its request id as JSON text.
+    pub fn cancel_flag(&self, request_id: &str) -> Option<Arc<AtomicBool>> {
+        self.flights().get(request_id).cloned()
+    }
+
     fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -158,7 +158,7 @@ impl Sessions {
                     Err(r) => return r,
                 },
             };
-            return stream_call(Arc::clone(relay), state, msg, stream_ok);
+            return stream_call(Arc::clone(relay), state, msg, stream_ok, self.keepalive);
         }
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if self.stateless {
@@ -334,7 +334,13 @@ impl Sessions {
 /// Answer one call that may wait from a stream thread, off the request workers: as an event
 /// stream written while it runs (notifications as they happen, the result last) when the client
 /// accepts one, else as one JSON body written when the call ends.
-fn stream_call(relay: Arc<Relay>, mut state: Session, msg: Value, events: bool) -> Reply {
+fn stream_call(
+    relay: Arc<Relay>,
+    mut state: Session,
+    msg: Value,
+    events: bool,
+    keepalive: Duration,
+) -> Reply {
     if !events {
         return Reply::later(
             move || match mcp::handle(&relay, &mut state, &msg, &mut |_| {}) {
@@ -345,20 +351,53 @@ fn stream_call(relay: Arc<Relay>, mut state: Session, msg: Value, events: bool) 
     }
     let mut reply = Reply::event_stream();
     reply.stream = Some(Box::new(move |w: &mut dyn Write| {
-        let mut broken = false;
-        let mut event = |w: &mut dyn Write, v: &Value| {
-            if !broken {
-                broken = write!(w, "event: message\ndata: {v}\n\n")
+        // The call runs on its own thread and feeds this one; here we write what it sends, a
+        // keep-alive comment when it is quiet, and cancel it if the client has gone away.
+        let (tx, rx) = std::sync::mpsc::channel::<(Value, bool)>();
+        let in_flight = state.clone();
+        let key = msg.get("id").map(Value::to_string);
+        let call_relay = Arc::clone(&relay);
+        let spawned = std::thread::Builder::new()
+            .name("mcp-call".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let notes = tx.clone();
+                let result = mcp::handle(&call_relay, &mut state, &msg, &mut |n| {
+                    let _ = notes.send((n, false));
+                });
+                if let Some(r) = result {
+                    let _ = tx.send((r, true));
+                }
+            });
+        if spawned.is_err() {
+            return;
+        }
+        loop {
+            let written = match rx.recv_timeout(keepalive) {
+                Ok((v, last)) => {
+                    let ok = write!(w, "event: message\ndata: {v}\n\n")
+                        .and_then(|()| w.flush())
+                        .is_ok();
+                    if ok && last {
+                        return;
+                    }
+                    ok
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => w
+                    .write_all(b": keep-alive\n\n")
                     .and_then(|()| w.flush())
-                    .is_err();
+                    .is_ok(),
+                // The call ended without a response (cancelled).
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            if !written {
+                // The client is gone: stop the call.
+                if let Some(flag) = key.as_ref().and_then(|k| in_flight.cancel_flag(k)) {
+                    flag.store(true, Ordering::SeqCst);
+                    relay.hub.publish_external();
+                }
+                return;
             }
-        };
-        let result = {
-            let mut notify = |n: Value| event(&mut *w, &n);
-            mcp::handle(&relay, &mut state, &msg, &mut notify)
-        };
-        if let Some(r) = result {
-            event(w, &r);
         }
     }));
     reply
