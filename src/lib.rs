@@ -88,8 +88,10 @@
 //!   own thread and written whole (keep-alive survives); a waiting MCP call runs on its own
 //!   thread on every transport (stdio included, so a session's other requests go on). A
 //!   `PRAGMA data_version` watcher thread per process (every `CLAUDE_BRIDGE_EVENT_POLL_MS`, 50 ms
-//!   by default) wakes waiters when another process commits. A wait whose client disconnects
-//!   runs to its timeout (at most 55 s) before its thread notices.
+//!   by default) wakes waiters when another process commits. A streamed `/mcp` wait writes
+//!   keep-alive comments and is cancelled when a write fails (the client left); a wait answered
+//!   with one body (`/api/wait`, JSON-only `/mcp`) cannot see its client leave and runs to its
+//!   timeout (at most 55 s).
 //! - Live channel events are not queued in memory: each subscriber thread tails the event outbox
 //!   (`bridge_events`) by `event_seq`, so events from every process arrive in commit order and a
 //!   reconnect with `Last-Event-ID` replays from the messages table. A subscriber that stops
