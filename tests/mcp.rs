@@ -366,6 +366,22 @@ fn read_head(rd: &mut BufReader<TcpStream>) -> Vec<String> {
     }
 }
 
+/// POST one call to /mcp in session `sid`, accepting an event stream; returns the reader
+/// positioned at the stream's body (after checking it is one).
+fn post_streamed(r: &Relay, sid: &str, call: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    )
+    .unwrap();
+    let mut rd = BufReader::new(s);
+    assert!(is_event_stream(&read_head(&mut rd)));
+    rd
+}
+
 fn is_event_stream(head: &[String]) -> bool {
     head.iter().any(|l| {
         l.to_ascii_lowercase()
@@ -984,16 +1000,7 @@ fn streamable_http_streams_progress_while_a_call_runs() {
         .unwrap()
         .to_string();
     let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"p1"}}}"#;
-    let mut s = TcpStream::connect(r.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{call}",
-        call.len()
-    )
-    .unwrap();
-    let mut rd = BufReader::new(s);
-    assert!(is_event_stream(&read_head(&mut rd)));
+    let mut rd = post_streamed(&r, &sid, call);
     let mut events = Vec::new();
     while events.len() < 4 {
         let v = next_message(&mut rd);
@@ -1029,16 +1036,7 @@ fn a_vanished_client_cancels_its_streamed_wait() {
     std::thread::sleep(Duration::from_millis(300));
     let baseline = thread_count(pid);
     let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"gone:a","consumer_id":"c","timeout_seconds":30}}}"#;
-    let mut s = TcpStream::connect(r.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{call}",
-        call.len()
-    )
-    .unwrap();
-    let mut rd = BufReader::new(s);
-    assert!(is_event_stream(&read_head(&mut rd)));
+    let mut rd = post_streamed(&r, &sid, call);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         thread_count(pid) > baseline,

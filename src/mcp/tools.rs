@@ -116,6 +116,34 @@ fn no_args() -> Value {
     json!({"type": "object", "properties": {}, "additionalProperties": false})
 }
 
+/// The arguments `bridge_receive` and `bridge_wait` share, in schema order.
+fn read_properties() -> Map<String, Value> {
+    let props = json!({
+        "channel": {"type": "string", "minLength": 1, "description": "Channel to read."},
+        "since_id": {"type": "string", "minLength": 1,
+            "description": "Return only messages after this message id."},
+        "consumer_id": {"type": "string", "minLength": 1,
+            "description": "Start after this consumer's acknowledged position (when no since_id)."},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20,
+            "description": "At most this many messages."},
+    });
+    match props {
+        Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// `bridge_wait`'s arguments: `bridge_receive`'s plus the timeout.
+fn wait_properties() -> Map<String, Value> {
+    let mut p = read_properties();
+    p.insert(
+        "timeout_seconds".into(),
+        json!({"type": "number", "minimum": 0, "maximum": 55, "default": 20,
+               "description": "How long to wait when nothing is there yet."}),
+    );
+    p
+}
+
 /// A tool's `tools/list` entry (schemas per `mcp.md` §4, descriptions ours).
 fn definition(name: &str) -> Option<Value> {
     Some(match name {
@@ -148,14 +176,7 @@ fn definition(name: &str) -> Option<Value> {
             "Read a channel's messages, oldest first. Pass the id of the last message you handled \
              as `since_id` to get only newer ones; without a cursor you get the newest `limit`. \
              Reading never moves anything.",
-            json!({"type": "object", "properties": {
-                "channel": {"type": "string", "minLength": 1, "description": "Channel to read."},
-                "since_id": {"type": "string", "minLength": 1,
-                    "description": "Return only messages after this message id."},
-                "consumer_id": {"type": "string", "minLength": 1,
-                    "description": "Start after this consumer's acknowledged position (when no since_id)."},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20,
-                    "description": "At most this many messages."}},
+            json!({"type": "object", "properties": read_properties(),
              "required": ["channel"], "additionalProperties": false}),
             annotations("Read messages", true, false, None),
         ),
@@ -165,16 +186,7 @@ fn definition(name: &str) -> Option<Value> {
              messages after your cursor (since_id or consumer_id), otherwise as soon as one \
              arrives, or empty with timed_out:true after timeout_seconds (default 20, max 55). \
              Call it again with the returned next_cursor to keep listening.",
-            json!({"type": "object", "properties": {
-                "channel": {"type": "string", "minLength": 1, "description": "Channel to watch."},
-                "since_id": {"type": "string", "minLength": 1,
-                    "description": "Return messages after this message id."},
-                "consumer_id": {"type": "string", "minLength": 1,
-                    "description": "Return messages after this consumer's acknowledged position."},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20,
-                    "description": "At most this many messages."},
-                "timeout_seconds": {"type": "number", "minimum": 0, "maximum": 55, "default": 20,
-                    "description": "How long to wait when nothing is there yet."}},
+            json!({"type": "object", "properties": wait_properties(),
              "required": ["channel"],
              "anyOf": [{"required": ["since_id"]}, {"required": ["consumer_id"]}],
              "additionalProperties": false}),
