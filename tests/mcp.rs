@@ -1036,7 +1036,7 @@ fn a_vanished_client_cancels_its_streamed_wait() {
     std::thread::sleep(Duration::from_millis(300));
     let baseline = thread_count(pid);
     let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"gone:a","consumer_id":"c","timeout_seconds":30}}}"#;
-    let mut rd = post_streamed(&r, &sid, call);
+    let rd = post_streamed(&r, &sid, call);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         thread_count(pid) > baseline,
