@@ -80,14 +80,16 @@ fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             conformance_fixtures: config.limits.conformance_fixtures,
         },
     ));
-    // Commits by other processes on the same file wake this process's waiters.
+    // Messages and clears committed by other processes on the same file wake this process's
+    // waiters and event subscribers on those channels.
     let weak = Arc::downgrade(&relay);
     crate::store::watch(
         &config.db_path,
         std::time::Duration::from_millis(config.limits.event_poll_ms),
-        move || {
+        relay.store.instance().to_owned(),
+        move |channel| {
             if let Some(r) = weak.upgrade() {
-                r.hub.publish_external();
+                r.hub.publish(channel);
             }
         },
     )

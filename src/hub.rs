@@ -18,7 +18,7 @@ pub struct Ticket(u64);
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
-    /// Something was published on the channel (or by another process) after the ticket.
+    /// Something was published on the channel (or everyone was woken) after the ticket.
     Published,
     /// The deadline passed first.
     TimedOut,
@@ -32,8 +32,8 @@ struct State {
     counter: u64,
     /// The counter value of the newest publish per channel.
     channels: HashMap<String, u64>,
-    /// The counter value of the newest change made by another process (channel unknown).
-    external: u64,
+    /// The counter value of the newest wake-all.
+    everyone: u64,
     shutdown: bool,
 }
 
@@ -75,12 +75,12 @@ impl Hub {
         self.cond.notify_all();
     }
 
-    /// Announce that another process changed the database (channel unknown): every waiter
-    /// re-checks the store.
-    pub fn publish_external(&self) {
+    /// Wake every waiter to re-check its state and the store (used to deliver a cancellation:
+    /// the cancelled waiter sees its flag and returns).
+    pub fn wake_all(&self) {
         let mut s = self.lock();
         s.counter += 1;
-        s.external = s.counter;
+        s.everyone = s.counter;
         drop(s);
         self.cond.notify_all();
     }
@@ -98,7 +98,7 @@ impl Hub {
                 .get(channel)
                 .copied()
                 .unwrap_or(0)
-                .max(s.external);
+                .max(s.everyone);
             if last > ticket.0 {
                 return Wake::Published;
             }
@@ -149,10 +149,10 @@ mod tests {
     }
 
     #[test]
-    fn external_changes_wake_everyone() {
+    fn wake_all_wakes_everyone() {
         let hub = Hub::new();
         let t = hub.ticket();
-        hub.publish_external();
+        hub.wake_all();
         assert_eq!(hub.wait("anything", t, soon(5_000)), Wake::Published);
     }
 

@@ -88,7 +88,10 @@
 //!   own thread and written whole (keep-alive survives); a waiting MCP call runs on its own
 //!   thread on every transport (stdio included, so a session's other requests go on). A
 //!   `PRAGMA data_version` watcher thread per process (every `CLAUDE_BRIDGE_EVENT_POLL_MS`, 50 ms
-//!   by default) wakes waiters when another process commits. A streamed `/mcp` wait writes
+//!   by default) reads the outbox rows other processes wrote since its last look and wakes only
+//!   those channels; this process's own commits wake their channels at commit and nothing more.
+//!   Changes that write no outbox row (acks, retention) wake no one; the task queue's claims will
+//!   need their own cross-process signal. A streamed `/mcp` wait writes
 //!   keep-alive comments and is cancelled when a write fails (the client left); a wait answered
 //!   with one body (`/api/wait`, JSON-only `/mcp`) cannot see its client leave and runs to its
 //!   timeout (at most 55 s).

@@ -130,7 +130,7 @@ pub fn handle(
                 .map(Value::to_string);
             if let Some(flag) = target.and_then(|t| session.flights().get(&t).cloned()) {
                 flag.store(true, Ordering::SeqCst);
-                relay.hub.publish_external();
+                relay.hub.wake_all();
             }
         }
         return None;

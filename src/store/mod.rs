@@ -23,7 +23,7 @@ use crate::model::StoredMessage;
 use crate::{clock, ids};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use stats::Stats;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -368,6 +368,11 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// The random id this process writes into `bridge_events.source_instance`.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// The newest `event_seq` of the outbox (0 when empty): live delivery starts after it.
     pub fn max_event_seq(&self) -> Result<i64, Error> {
         let g = self.lock();
@@ -691,20 +696,31 @@ impl Store {
     }
 }
 
-/// Watch the db file for commits made through other connections (other processes, or this
-/// process's own writer) and call `changed` for each, checking `PRAGMA data_version` every
-/// `every`. Runs on its own thread with its own read connection; never returns unless the
-/// connection cannot be opened.
+/// Watch the db file for what other processes commit, checking `PRAGMA data_version` every
+/// `every` on its own read connection and thread. When it changed, the event outbox rows since
+/// the last look that another instance wrote (`source_instance` other than `instance`) name the
+/// channels that changed, and `changed` is called once per such channel. This process's own
+/// commits also move `data_version` but wake no one here: their waiters were woken at commit.
+/// Changes that write no outbox row (acks, retention) need no wake-up.
 pub fn watch(
     path: &Path,
     every: Duration,
-    changed: impl Fn() + Send + 'static,
+    instance: String,
+    changed: impl Fn(&str) + Send + 'static,
 ) -> std::io::Result<()> {
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(std::io::Error::other)?;
+    let max_event = |c: &Connection| {
+        c.query_row(
+            "SELECT COALESCE(MAX(event_seq), 0) FROM bridge_events",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+    };
+    let mut seen = max_event(&conn).map_err(std::io::Error::other)?;
     std::thread::Builder::new()
         .name("db-watch".into())
         .stack_size(128 * 1024)
@@ -717,13 +733,45 @@ pub fn watch(
             loop {
                 std::thread::sleep(every);
                 let now = version(&conn);
-                if now.is_some() && now != last {
-                    last = now;
-                    changed();
+                if now.is_none() || now == last {
+                    continue;
+                }
+                last = now;
+                match foreign_channels(&conn, seen, &instance) {
+                    Ok((upto, channels)) => {
+                        seen = upto;
+                        for c in &channels {
+                            changed(c);
+                        }
+                    }
+                    Err(e) => eprintln!("warning: cannot read the event outbox: {e}"),
                 }
             }
         })?;
     Ok(())
+}
+
+/// Channels with outbox rows after `after` written by another instance, and the newest
+/// `event_seq` seen (one snapshot: a single statement).
+fn foreign_channels(
+    conn: &Connection,
+    after: i64,
+    instance: &str,
+) -> rusqlite::Result<(i64, BTreeSet<String>)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_seq, channel, source_instance FROM bridge_events \
+         WHERE event_seq > ?1 ORDER BY event_seq",
+    )?;
+    let mut rows = stmt.query([after])?;
+    let (mut upto, mut channels) = (after, BTreeSet::new());
+    while let Some(r) = rows.next()? {
+        upto = r.get(0)?;
+        let source: String = r.get(2)?;
+        if source != instance {
+            channels.insert(r.get(1)?);
+        }
+    }
+    Ok((upto, channels))
 }
 
 /// Why the store could not be opened (exit code 1 at start-up).

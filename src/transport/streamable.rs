@@ -394,7 +394,7 @@ fn stream_call(
                 // The client is gone: stop the call.
                 if let Some(flag) = key.as_ref().and_then(|k| in_flight.cancel_flag(k)) {
                     flag.store(true, Ordering::SeqCst);
-                    relay.hub.publish_external();
+                    relay.hub.wake_all();
                 }
                 return;
             }
