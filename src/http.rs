@@ -97,11 +97,27 @@ pub enum Stop {
 /// Serve requests on `listener` with a pool of workers until a signal arrives or the listener
 /// fails. Returns why it stopped.
 pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
+    // Everything that needs a file descriptor is set up before the first connection is accepted,
+    // so a connection flood cannot starve start-up (accept() itself survives EMFILE).
+    let (tx, rx) = mpsc::channel::<Stop>();
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    let _ = tx.send(Stop::Signal);
+                }
+            });
+        }
+        Err(e) => return Stop::Fatal(format!("cannot install signal handlers: {e}")),
+    }
     let server = match Server::from_listener(listener, None) {
         Ok(s) => Arc::new(s),
         Err(e) => return Stop::Fatal(format!("cannot start the HTTP server: {e}")),
     };
-    let (tx, rx) = mpsc::channel::<Stop>();
     let drain = match drain_pool() {
         Ok(d) => d,
         Err(e) => return Stop::Fatal(format!("cannot start drain threads: {e}")),
@@ -126,20 +142,6 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
         if let Err(e) = spawned {
             return Stop::Fatal(format!("cannot start worker threads: {e}"));
         }
-    }
-    match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
-        Ok(mut signals) => {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                if signals.forever().next().is_some() {
-                    let _ = tx.send(Stop::Signal);
-                }
-            });
-        }
-        Err(e) => return Stop::Fatal(format!("cannot install signal handlers: {e}")),
     }
     drop(tx);
     let stop = rx

@@ -120,12 +120,16 @@
 //!   and is logged on stderr; it never becomes a 500.
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
 //!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
-//! - tiny_http 0.12.0 is used with two patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with three patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
-//!   huge `Content-Length` aborted the process; and its accept thread ended on any `accept()`
-//!   error, including the EAGAIN that the listener's receive timeout produces every 30 s of
-//!   idleness. Transient accept errors are now retried; others (EMFILE) still stop the listener
-//!   and the relay exits 1 for its supervisor. Requests refused before their body was read are
+//!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
+//!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE
+//!   in a connection flood); and it panicked that thread when splitting a socket (dup) failed.
+//!   Now only an error that says the listening socket itself is gone stops the listener (the
+//!   relay then exits 1 for its supervisor); anything else is retried with a backoff of at most
+//!   100 ms, reported on stderr at most every 10 s, so service comes back by itself when a flood
+//!   of connections ends. Signal handlers and other descriptors are set up before the first
+//!   accept. Requests refused before their body was read are
 //!   answered by two drain threads, so a client that declares a body and stays silent ties up a
 //!   drain thread for at most the read timeout, never a request worker.
 //!

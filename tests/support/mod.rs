@@ -72,7 +72,31 @@ impl Relay {
         dir: Arc<TempDir>,
         db: PathBuf,
     ) -> Relay {
-        let mut cmd = Command::new(BIN);
+        Relay::launch(Command::new(BIN), args, env, dir, db)
+    }
+
+    /// Like [`Relay::start`], with the relay's open-file limit lowered to `nofile` before it
+    /// starts (through util-linux `prlimit`, which sets its own limit and then execs the relay).
+    pub fn start_with_nofile(nofile: u32, args: &[&str]) -> Relay {
+        let dir = Arc::new(TempDir::new());
+        let db = dir.path().join("bridge.db");
+        let mut all: Vec<String> = vec!["--port".into(), "0".into(), "--db".into()];
+        all.push(db.display().to_string());
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(BIN);
+        Relay::launch(cmd, &all, &[], dir, db)
+    }
+
+    fn launch(
+        mut cmd: Command,
+        args: &[String],
+        env: &[(&str, &str)],
+        dir: Arc<TempDir>,
+        db: PathBuf,
+    ) -> Relay {
         cmd.args(args)
             .env_clear()
             .current_dir(dir.path())

@@ -290,11 +290,15 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            let mut backoff = Duration::ZERO;
+            let (mut failures, mut last_report) = (0u64, None);
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
+                        // claude-bridge patch: splitting the socket (dup) may fail like accept()
+                        // itself (EMFILE); that error now takes the same path below.
+                        let halves = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
@@ -311,13 +315,16 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        halves.map(|(read_closable, write_closable)| {
+                            ClientConnection::new(write_closable, read_closable)
+                        })
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
                     Ok(client) => {
+                        backoff = Duration::ZERO;
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
@@ -350,6 +357,25 @@ impl Server {
                                 | std::io::ErrorKind::ConnectionAborted
                         ) =>
                     {
+                        continue;
+                    }
+
+                    // claude-bridge patch: only an error that says the listening socket itself
+                    // is unusable ends the accept thread. Anything else (EMFILE and ENFILE when
+                    // the descriptor table is full, ENOBUFS, ENOMEM, EPERM from a firewall, a
+                    // protocol error on one handshake) passes: back off and try again, so
+                    // service comes back by itself once the flood ends.
+                    Err(e) if !listener_is_dead(&e) => {
+                        failures += 1;
+                        if last_report.map_or(true, |t: std::time::Instant| t.elapsed() >= REPORT_EVERY) {
+                            eprintln!(
+                                "tiny_http: accept() failed {failures} time(s) ({e}); retrying until it works"
+                            );
+                            last_report = Some(std::time::Instant::now());
+                            failures = 0;
+                        }
+                        backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                        thread::sleep(backoff);
                         continue;
                     }
 
@@ -457,4 +483,19 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// claude-bridge patch: the longest pause between two `accept()` attempts while they keep failing
+/// for want of resources.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// claude-bridge patch: how often a run of failing `accept()` calls is reported on stderr.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// claude-bridge patch: whether an `accept()` error means the listening socket itself is gone
+/// (closed, not a socket, not listening), so trying again can never succeed.
+fn listener_is_dead(e: &IoError) -> bool {
+    // EBADF, EFAULT, EINVAL, ENOTSOCK, EOPNOTSUPP on Linux; the kinds cover other systems.
+    matches!(e.raw_os_error(), Some(9 | 14 | 22 | 88 | 95))
+        || matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported)
 }
