@@ -352,14 +352,14 @@ fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
         return Ok(Reply::json(200, &body));
     }
     let relay = Arc::clone(relay);
-    Ok(Reply::later(move || {
+    Ok(Reply::later(move |gone| {
         let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
         match relay.wait(
             &channel,
             cursor,
             limit,
             Duration::from_secs_f64(timeout),
-            None,
+            Some(&gone),
         ) {
             Ok((page, timed_out)) => Reply::json(
                 200,

@@ -45,12 +45,16 @@ pub fn run(config: Config) -> Result<(), String> {
     let logins = Arc::new(crate::login::Logins::new(std::time::Duration::from_secs(
         config.limits.session_ttl_seconds,
     )));
+    let waking = Arc::clone(&relay);
+    let hangups = crate::hangups::Hangups::start(move || waking.hub.wake_all())
+        .map_err(|e| format!("cannot start the hangup watcher: {e}"))?;
     let ctx = Arc::new(Ctx {
         relay,
         sse,
         mcp,
         events,
         logins,
+        hangups,
         config,
         bound,
     });

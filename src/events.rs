@@ -174,7 +174,16 @@ impl Subscribers {
         }
         loop {
             let ticket = relay.hub.ticket();
-            for event in relay.store.events_after(channel, after_event, 200)? {
+            // Live events come from the outbox, which keeps them however far behind a reader
+            // is; one that has fallen more than MAX_BEHIND behind is dropped so that it
+            // reconnects and replays (`http-api.md` §3.9).
+            let pending = relay
+                .store
+                .events_after(channel, after_event, MAX_BEHIND + 1)?;
+            if pending.len() > MAX_BEHIND {
+                return Err(Failure::Slow);
+            }
+            for event in pending {
                 after_event = event.event_seq();
                 match event {
                     ChannelEvent::Message(_, m) if m.seq > sent_seq => {
@@ -202,9 +211,13 @@ impl Subscribers {
     }
 }
 
+/// How many live events a subscriber may have waiting for it before it is dropped.
+pub const MAX_BEHIND: usize = 100;
+
 /// Why a stream ended early.
 enum Failure {
-    /// The client stopped reading (a write timed out): counted as dropped.
+    /// The client stopped reading (a write timed out) or fell more than [`MAX_BEHIND`] events
+    /// behind: counted as dropped.
     Slow,
     /// The client went away, or the store failed.
     Gone,

@@ -59,6 +59,8 @@ pub struct Ctx {
     pub events: Arc<crate::events::Subscribers>,
     /// Dashboard login sessions.
     pub logins: Arc<crate::login::Logins>,
+    /// Long-polls whose client may leave before the answer is ready.
+    pub hangups: Arc<crate::hangups::Hangups>,
     /// The resolved configuration.
     pub config: Config,
     /// The bound address (for the banner and the dashboard).
@@ -206,7 +208,7 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
         return;
     }
     if let Some(later) = reply.deferred.take() {
-        start_deferred(rq, reply, later);
+        start_deferred(rq, reply, later, &ctx.hangups);
         return;
     }
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
@@ -321,14 +323,30 @@ fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream) {
 
 /// Hand the connection to a thread that computes the reply (a long-poll) and then writes it
 /// whole, with its length, so the connection stays usable. Never on the worker pool.
-fn start_deferred(rq: Request, outer: Reply, later: crate::wire::Deferred) {
+/// The connection is watched meanwhile: if the client leaves, `later` sees its flag raised (and
+/// waiters are woken), and nothing is written.
+fn start_deferred(
+    rq: Request,
+    outer: Reply,
+    later: crate::wire::Deferred,
+    hangups: &Arc<crate::hangups::Hangups>,
+) {
     let head_only = *rq.method() == Method::Head;
+    let watch = rq.connection().map(|c| hangups.watch(c));
     let mut writer = rq.into_writer();
     let spawned = thread::Builder::new()
         .name("deferred".into())
         .stack_size(STREAM_STACK)
         .spawn(move || {
-            let inner = later();
+            let gone = match &watch {
+                Some(w) => Arc::clone(&w.gone),
+                None => Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            };
+            let inner = later(Arc::clone(&gone));
+            drop(watch);
+            if gone.load(std::sync::atomic::Ordering::SeqCst) {
+                return; // nobody to answer
+            }
             let mut headers = outer.headers;
             headers.extend(inner.headers);
             let length = format!("Content-Length: {}\r\n", inner.body.len());

@@ -18,7 +18,7 @@
 //! With `--stdio` there is no HTTP at all: [`transport::stdio`] feeds stdin lines to the same
 //! [`mcp::handle`].
 //!
-//! Imports run one way: `main` → [`app`] → [`http`] → [`transport`] / [`api`] → [`mcp`] →
+//! Imports run one way: `main` → [`app`] → [`http`] (+ [`hangups`]) → [`transport`] / [`api`] → [`mcp`] →
 //! [`relay`] → [`store`] + [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] /
 //! [`error`] / [`wire`]; [`cli`] and [`config`] sit at the bottom beside them.
 //!
@@ -31,6 +31,8 @@
 //!   binds, prints the banner, serves.
 //! - [`http`]: listener (`TCP_NODELAY`, timeouts), worker pool, the request pipeline, security
 //!   headers, body reading within the limit.
+//! - [`hangups`]: one thread that peeks at the sockets of long-polls answered with one body and
+//!   cancels those whose client has gone.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
 //! - [`api`]: the routing table and the JSON API handlers.
 //! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line), `sse` (legacy
@@ -93,12 +95,14 @@
 //!   Changes that write no outbox row (acks, retention) wake no one; the task queue's claims will
 //!   need their own cross-process signal. A streamed `/mcp` wait writes
 //!   keep-alive comments and is cancelled when a write fails (the client left); a wait answered
-//!   with one body (`/api/wait`, JSON-only `/mcp`) cannot see its client leave and runs to its
-//!   timeout (at most 55 s).
+//!   with one body (`/api/wait`, JSON-only `/mcp`) is watched by `hangups`, which peeks at its
+//!   socket every 200 ms and cancels it when the client has closed or reset the connection.
 //! - Live channel events are not queued in memory: each subscriber thread tails the event outbox
 //!   (`bridge_events`) by `event_seq`, so events from every process arrive in commit order and a
-//!   reconnect with `Last-Event-ID` replays from the messages table. A subscriber that stops
-//!   reading is dropped when a write times out (30 s), which `sse_dropped_events` counts.
+//!   reconnect with `Last-Event-ID` replays from the messages table. A subscriber that finds more
+//!   than 100 live events waiting for it (it reads slower than they come) is dropped so it
+//!   reconnects and replays, as is one whose write times out (30 s: it stopped reading); both
+//!   count in `sse_dropped_events`.
 //! - `notifications/cancelled` ends a pending wait; the cancelled request gets no response.
 //! - Stored content is parsed without recursion (`json::parse_stored`; a heap stack, strings and
 //!   numbers still decoded by serde_json), because it is classified on small-stack stream and
@@ -120,11 +124,12 @@
 //!   and is logged on stderr; it never becomes a 500.
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
 //!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
-//! - tiny_http 0.12.0 is used with three patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with four patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE
-//!   in a connection flood); and it panicked that thread when splitting a socket (dup) failed.
+//!   in a connection flood); and it panicked that thread when splitting a socket (dup) failed
+//!   (the halves now share one socket, which a `ConnectionHandle` also reaches for `hangups`).
 //!   Now only an error that says the listening socket itself is gone stops the listener (the
 //!   relay then exits 1 for its supervisor); anything else is retried with a backoff of at most
 //!   100 ms, reported on stderr at most every 10 s, so service comes back by itself when a flood
@@ -142,6 +147,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod hangups;
 pub mod http;
 pub mod hub;
 pub mod ids;

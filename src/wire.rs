@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use tiny_http::{Header, Method};
 
 /// A reply value: what a handler decided, before security headers are added and it is written.
@@ -25,7 +27,8 @@ pub struct Reply {
 }
 
 /// A reply computed later, off the request workers.
-pub type Deferred = Box<dyn FnOnce() -> Reply + Send>;
+/// It is given a flag that is raised if the client leaves meanwhile (the reply is then dropped).
+pub type Deferred = Box<dyn FnOnce(Arc<AtomicBool>) -> Reply + Send>;
 
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +64,7 @@ impl Reply {
     }
 
     /// A reply that will be computed by `f` on its own thread (see [`Reply::deferred`]).
-    pub fn later(f: impl FnOnce() -> Reply + Send + 'static) -> Reply {
+    pub fn later(f: impl FnOnce(Arc<AtomicBool>) -> Reply + Send + 'static) -> Reply {
         let mut r = Reply::empty(200);
         r.deferred = Some(Box::new(f));
         r

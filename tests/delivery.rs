@@ -4,6 +4,7 @@
 use crate::support::{field_error, Relay, TempDir};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn ack(r: &Relay, body: Value) -> crate::support::Resp {
     r.post("/api/ack", &body)
@@ -628,4 +629,83 @@ fn deeply_nested_stored_content_is_read_safely_on_small_stack_threads() {
     assert!(r.alive(), "relay died: {}", r.stderr());
     let all = r.get("/api/messages?channel=deep:a&full=1").json();
     assert_eq!(all["messages"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn a_client_that_leaves_a_long_poll_ends_its_wait_at_once() {
+    // A long-poll writes nothing until it ends, so only watching the socket tells that the
+    // client has gone: its waiting thread must end within moments, not at the 50 s timeout.
+    use crate::support::thread_count;
+    use std::io::{Read, Write};
+    let r = Relay::start(&[], &[]);
+    let pid = r.child.id();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+    let sid = r
+        .request(
+            "POST",
+            "/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            Some(init.as_bytes()),
+        )
+        .header("Mcp-Session-Id")
+        .unwrap()
+        .to_string();
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"bridge_wait","arguments":{"channel":"gone:b","consumer_id":"c","timeout_seconds":50}}}"#;
+    let long_polls = [
+        format!(
+            "GET /api/wait?channel=gone:a&consumer_id=c&timeout_seconds=50 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            r.addr
+        ),
+        // A JSON-only client: the answer is one body written when the wait ends.
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{call}",
+            r.addr,
+            call.len()
+        ),
+    ];
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = thread_count(pid);
+    for request in long_polls {
+        let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.set_nonblocking(true).unwrap();
+        assert!(
+            s.read(&mut [0u8; 1]).is_err(),
+            "still waiting, nothing written yet"
+        );
+        assert!(thread_count(pid) > baseline, "the wait holds a thread");
+        drop(s); // the client leaves
+        let t = Instant::now();
+        while thread_count(pid) > baseline && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{request}: the wait outlived its client by {took:?}"
+        );
+    }
+    // The relay is none the worse: a wait still wakes on a send.
+    let waiter = {
+        let addr = r.addr;
+        std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(s, "GET /api/wait?channel=gone:a&consumer_id=c&timeout_seconds=20 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = r.post(
+        "/api/send",
+        &json!({"channel":"gone:a","sender":"s","content":"still here"}),
+    );
+    assert_eq!(sent.status, 200);
+    let out = waiter.join().unwrap();
+    assert!(out.contains("still here"), "{out}");
 }

@@ -254,3 +254,55 @@ fn a_message_sent_right_after_subscribing_is_delivered() {
         );
     }
 }
+
+#[test]
+fn a_subscriber_that_falls_100_events_behind_is_dropped_and_can_replay() {
+    // The reader stops reading while big messages fill the socket buffers, then 150 more events
+    // come; when it drains what was written, the relay finds it more than 100 events behind and
+    // ends the stream (counted), and a reconnect with the last id it saw replays the rest.
+    let r = Relay::start(&[], &[]);
+    let mut rd = subscribe(&r, "/events/channel/slow", "");
+    let big = "x".repeat(120_000);
+    let mut ids = Vec::new();
+    for i in 0..80 {
+        let body = json!({"channel":"slow","sender":"s","content":format!("{i}{big}")});
+        ids.push(
+            r.post("/api/send", &body).json()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for i in 0..150 {
+        let body = json!({"channel":"slow","sender":"s","content":format!("small {i}")});
+        ids.push(
+            r.post("/api/send", &body).json()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mut got = Vec::new();
+    while let Some((id, event, _)) = next_event(&mut rd) {
+        assert_eq!(event, "message");
+        got.push(id.unwrap());
+    }
+    assert!(got.len() < ids.len(), "the slow reader was not dropped");
+    assert_eq!(got[..], ids[..got.len()], "what it got came in order");
+    let state = r.get("/api/state").json();
+    assert_eq!(state["sse_dropped_events"], 1, "{state}");
+    // Reconnecting where it left off replays the rest, in order.
+    let last = got.last().unwrap().clone();
+    let mut rd = subscribe(
+        &r,
+        "/events/channel/slow",
+        &format!("Last-Event-ID: {last}\r\n"),
+    );
+    let mut rest = Vec::new();
+    while rest.len() < ids.len() - got.len() {
+        let (id, event, _) = next_event(&mut rd).expect("replay");
+        assert_eq!(event, "message");
+        rest.push(id.unwrap());
+    }
+    assert_eq!(rest[..], ids[got.len()..]);
+}

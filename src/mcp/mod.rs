@@ -40,6 +40,9 @@ pub struct Session {
     pub version: Option<String>,
     /// Tool calls in flight, by request id (as JSON text): set a flag to cancel one.
     pub in_flight: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+    /// Set by a transport that watches the client's connection for the one call this copy
+    /// runs: raised when the client leaves, it cancels the call (not shared between clones).
+    pub hangup: Option<Arc<AtomicBool>>,
 }
 
 impl Session {
@@ -172,7 +175,10 @@ pub fn handle(
                     };
                     let empty = serde_json::Map::new();
                     let key = id.to_string();
-                    let cancel = Arc::new(AtomicBool::new(false));
+                    let cancel = session
+                        .hangup
+                        .take()
+                        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
                     session.flights().insert(key.clone(), Arc::clone(&cancel));
                     let args = a.as_object().unwrap_or(&empty);
                     let out = match fixture {

@@ -342,12 +342,14 @@ fn stream_call(
     keepalive: Duration,
 ) -> Reply {
     if !events {
-        return Reply::later(
-            move || match mcp::handle(&relay, &mut state, &msg, &mut |_| {}) {
+        return Reply::later(move |gone| {
+            // A client that leaves cancels the call, as `notifications/cancelled` would.
+            state.hangup = Some(gone);
+            match mcp::handle(&relay, &mut state, &msg, &mut |_| {}) {
                 Some(r) => Reply::json(200, &r),
                 None => Reply::empty(202),
-            },
-        );
+            }
+        });
     }
     let mut reply = Reply::event_stream();
     reply.stream = Some(Box::new(move |w: &mut dyn Write| {

@@ -34,6 +34,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // claude-bridge patch: the socket, shared with every request (see `Request::connection`)
+    connection: Option<std::sync::Arc<crate::connection::Connection>>,
 }
 
 /// Error that can happen when reading a request.
@@ -54,6 +57,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let connection = write_socket.connection();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -65,6 +69,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            connection,
         }
     }
 
@@ -163,6 +168,8 @@ impl ClientConnection {
                 }
             }
         })?;
+
+        let request = request.with_connection(self.connection.clone());
 
         // return the request
         Ok(request)

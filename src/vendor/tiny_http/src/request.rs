@@ -74,6 +74,27 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // claude-bridge patch: the connection's socket (see `Request::connection`)
+    connection: Option<std::sync::Arc<crate::connection::Connection>>,
+}
+
+/// claude-bridge patch: a handle on the socket of a request's connection, for watching it while
+/// the answer is prepared elsewhere (e.g. peeking to learn that the client has gone). It keeps
+/// the socket open while it lives. Do not read from or write to it: the request's own reader and
+/// writer own the stream.
+#[derive(Clone)]
+pub struct ConnectionHandle(std::sync::Arc<crate::connection::Connection>);
+
+impl ConnectionHandle {
+    /// The TCP socket, or `None` for a Unix-socket connection.
+    pub fn tcp(&self) -> Option<&std::net::TcpStream> {
+        match &*self.0 {
+            crate::connection::Connection::Tcp(s) => Some(s),
+            #[cfg(unix)]
+            crate::connection::Connection::Unix(_) => None,
+        }
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -238,10 +259,26 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        connection: None,
     })
 }
 
 impl Request {
+    /// claude-bridge patch: remember the connection's socket (see `connection`).
+    pub(crate) fn with_connection(
+        mut self,
+        connection: Option<std::sync::Arc<crate::connection::Connection>>,
+    ) -> Self {
+        self.connection = connection;
+        self
+    }
+
+    /// claude-bridge patch: a handle on this request's connection (`None` for TLS connections and
+    /// requests built by hand).
+    pub fn connection(&self) -> Option<ConnectionHandle> {
+        self.connection.clone().map(ConnectionHandle)
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {

@@ -1,23 +1,26 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    // claude-bridge patch: shared by the read and write halves (was one dup() each)
+    Http(Arc<Connection>),
     #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
     Https(SslStream),
 }
 
 impl Stream {
-    // claude-bridge patch: was `impl Clone` with `try_clone().unwrap()`, which panicked the
-    // accept thread (closing the listener for good) when dup() failed with EMFILE.
+    // claude-bridge patch: was `impl Clone` with `try_clone().unwrap()`, a dup() that panicked
+    // the accept thread (closing the listener for good) when it failed with EMFILE. The halves of
+    // a plain connection now share one socket, so only TLS can fail here.
     fn try_clone(&self) -> IoResult<Self> {
         Ok(match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone()?),
+            Stream::Http(tcp_stream) => Stream::Http(Arc::clone(tcp_stream)),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
         })
@@ -26,7 +29,7 @@ impl Stream {
 
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
+        Stream::Http(Arc::new(tcp_stream))
     }
 }
 
@@ -59,7 +62,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).read(buf),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
@@ -69,7 +72,7 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).write(buf),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
@@ -77,7 +80,7 @@ impl Write for Stream {
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(tcp_stream) => (&**tcp_stream).flush(),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.flush(),
         }
@@ -123,11 +126,23 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// claude-bridge patch: a shared handle on a plain (not TLS) connection's socket.
+    pub(crate) fn connection(&self) -> Option<Arc<Connection>> {
+        match &self.stream {
+            Stream::Http(c) => Some(Arc::clone(c)),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
 }
 
 impl Drop for RefinedTcpStream {
     fn drop(&mut self) {
-        if self.close_read {
+        // claude-bridge patch: no shutdown(Read) when the read half goes. It tells the peer
+        // nothing, and on the socket the write half still shares it would make a peek (the
+        // only way to see that a client left while its answer is prepared) read end of stream.
+        if self.close_read && self.stream.secure() {
             self.stream.shutdown(Shutdown::Read).ok();
         }
 

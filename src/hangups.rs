@@ -1,0 +1,161 @@
+//! Hangups: noticing that a client left while its answer is still being prepared.
+//!
+//! A long-poll (`GET /api/wait`, a `bridge_wait` over `/mcp` answered as one JSON body) writes
+//! nothing until it ends, so a failed write cannot tell it that the client has gone. One watcher
+//! thread peeks, without blocking, at the socket of every such request a few times a second: end
+//! of stream or an error means the client closed or reset the connection, and the request's
+//! `gone` flag is raised and waiters are woken so the wait ends at once instead of at its
+//! timeout. Data waiting to be read (a pipelined request) is not a hangup. The watcher sleeps
+//! while nothing is watched.
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use tiny_http::ConnectionHandle;
+
+/// How often watched sockets are looked at: a vanished client's wait ends within this.
+pub const CHECK_EVERY: Duration = Duration::from_millis(200);
+
+/// The requests being watched, and the watcher thread's wake-up.
+pub struct Hangups {
+    watched: Mutex<Vec<Watched>>,
+    not_empty: Condvar,
+    next_id: AtomicU64,
+}
+
+struct Watched {
+    id: u64,
+    connection: ConnectionHandle,
+    gone: Arc<AtomicBool>,
+}
+
+/// One watched request; stops the watching when dropped.
+pub struct Watch {
+    id: u64,
+    hangups: Arc<Hangups>,
+    /// Raised once the client has gone.
+    pub gone: Arc<AtomicBool>,
+}
+
+impl Hangups {
+    /// Start the watcher thread; `on_gone` runs (on that thread, with no lock held) after it has
+    /// raised one or more flags, to wake whatever waits on them.
+    pub fn start(on_gone: impl Fn() + Send + 'static) -> std::io::Result<Arc<Hangups>> {
+        let hangups = Arc::new(Hangups {
+            watched: Mutex::new(Vec::new()),
+            not_empty: Condvar::new(),
+            next_id: AtomicU64::new(1),
+        });
+        let me = Arc::clone(&hangups);
+        thread::Builder::new()
+            .name("hangups".into())
+            .stack_size(64 * 1024)
+            .spawn(move || loop {
+                if me.check() {
+                    on_gone();
+                }
+                thread::sleep(CHECK_EVERY);
+            })?;
+        Ok(hangups)
+    }
+
+    /// Watch a request's connection until the returned guard is dropped.
+    pub fn watch(self: &Arc<Self>, connection: ConnectionHandle) -> Watch {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let gone = Arc::new(AtomicBool::new(false));
+        self.lock().push(Watched {
+            id,
+            connection,
+            gone: Arc::clone(&gone),
+        });
+        self.not_empty.notify_one();
+        Watch {
+            id,
+            hangups: Arc::clone(self),
+            gone,
+        }
+    }
+
+    /// How many requests are watched now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is watched.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wait until something is watched, then look at every watched socket once; raise the flag
+    /// of (and stop watching) those whose client has gone. Returns whether any was raised.
+    fn check(&self) -> bool {
+        let mut watched = self.lock();
+        while watched.is_empty() {
+            watched = self
+                .not_empty
+                .wait(watched)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        let before = watched.len();
+        watched.retain(|w| {
+            let left = w.connection.tcp().is_some_and(peer_left);
+            if left {
+                w.gone.store(true, Ordering::SeqCst);
+            }
+            !left
+        });
+        watched.len() != before
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watched>> {
+        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.hangups.lock().retain(|w| w.id != self.id);
+    }
+}
+
+/// Whether the peer has closed or reset the connection: a non-blocking peek sees end of stream
+/// or an error. Pending data or nothing to read yet both mean it is still there.
+fn peer_left(socket: &std::net::TcpStream) -> bool {
+    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(socket)
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_peek_tells_a_closed_peer_from_a_quiet_or_talking_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert!(!peer_left(&server), "a quiet peer is still there");
+        std::io::Write::write_all(&mut client, b"GET / HTTP/1.1\r\n").unwrap();
+        thread::sleep(Duration::from_millis(20));
+        assert!(!peer_left(&server), "a pipelined request is not a hangup");
+        drop(client);
+        thread::sleep(Duration::from_millis(20));
+        // Unread data is still queued before the end of stream: read it, then the end shows.
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut &server, &mut buf).unwrap();
+        assert!(peer_left(&server), "a closed peer has left");
+    }
+}
