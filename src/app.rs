@@ -55,6 +55,7 @@ pub fn run(config: Config) -> Result<(), String> {
         events,
         logins,
         hangups,
+        busy: Default::default(),
         config,
         bound,
     });

@@ -21,10 +21,11 @@ use constant_time_eq::constant_time_eq;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 /// How long a connection may sit silent mid-request (or idle between keep-alive requests)
@@ -61,6 +62,9 @@ pub struct Ctx {
     pub logins: Arc<crate::login::Logins>,
     /// Long-polls whose client may leave before the answer is ready.
     pub hangups: Arc<crate::hangups::Hangups>,
+    /// Requests being answered (on a worker, a stream thread or a deferred thread); shutdown
+    /// waits for it to reach zero.
+    pub busy: Arc<AtomicUsize>,
     /// The resolved configuration.
     pub config: Config,
     /// The bound address (for the banner and the dashboard).
@@ -132,7 +136,7 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
             .stack_size(WORKER_STACK)
             .spawn(move || loop {
                 match server.recv() {
-                    Ok(rq) => handle(&ctx, rq, &drain),
+                    Ok(rq) => handle(&ctx, rq, &drain, Busy::enter(&ctx.busy)),
                     Err(e) => {
                         let _ = tx.send(Stop::Fatal(format!(
                             "the listener stopped accepting connections: {e}"
@@ -149,8 +153,54 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
     let stop = rx
         .recv()
         .unwrap_or_else(|_| Stop::Fatal("all workers stopped".into()));
+    if let Stop::Signal = stop {
+        drain_and_close(&ctx, &server);
+    }
     ctx.relay.hub.shutdown();
     stop
+}
+
+/// How long a graceful shutdown waits for requests in progress (the whole stop stays under 5 s).
+const DRAIN_BUDGET: Duration = Duration::from_secs(4);
+
+/// Graceful shutdown: stop accepting, end every wait and stream (each writes its last words:
+/// a wait its result, a stream its final chunk), let requests in progress finish within
+/// [`DRAIN_BUDGET`], then fold the write-ahead log into the database file.
+fn drain_and_close(ctx: &Ctx, server: &Server) {
+    server.stop_accepting();
+    ctx.relay.hub.shutdown();
+    ctx.sse.close_all();
+    let deadline = Instant::now() + DRAIN_BUDGET;
+    // A request is counted by tiny_http from the arrival of its head (a small body may still be
+    // coming) until a worker has taken it, and by `busy` from then until it is answered.
+    let in_progress = || ctx.busy.load(Ordering::SeqCst) + server.requests_in_progress();
+    while in_progress() > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let left = in_progress();
+    if left > 0 {
+        eprintln!("shutdown: {left} request(s) still in progress were cut off");
+    }
+    if let Err(e) = ctx.relay.store.checkpoint() {
+        eprintln!("warning: shutdown: cannot checkpoint the write-ahead log: {e}");
+    }
+}
+
+/// One request in progress, counted in [`Ctx::busy`] until dropped (it moves with the request
+/// to a stream or deferred thread).
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn enter(count: &Arc<AtomicUsize>) -> Busy {
+        count.fetch_add(1, Ordering::SeqCst);
+        Busy(Arc::clone(count))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A request refused before its body was read, with its answer.
@@ -199,16 +249,16 @@ fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
 }
 
 /// Run one request through the pipeline and write the reply.
-fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>) {
+fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy) {
     let mut body_read = false;
     let reply = guarded(|| pipeline(ctx, &mut rq, &mut body_read));
     let mut reply = finish(ctx, &rq, reply);
     if let Some(stream) = reply.stream.take() {
-        start_stream(rq, reply, stream);
+        start_stream(rq, reply, stream, busy);
         return;
     }
     if let Some(later) = reply.deferred.take() {
-        start_deferred(rq, reply, later, &ctx.hangups);
+        start_deferred(rq, reply, later, &ctx.hangups, busy);
         return;
     }
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
@@ -286,7 +336,7 @@ impl Write for Chunked<'_> {
 /// Hand the connection to a stream thread: it writes the head, runs the stream with its output
 /// framed as chunks, and ends the body when the stream returns. Streams never run on the worker
 /// pool.
-fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream) {
+fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream, busy: Busy) {
     let head_only = *rq.method() == Method::Head;
     let head = head(
         reply.status,
@@ -298,6 +348,7 @@ fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream) {
         .name("stream".into())
         .stack_size(STREAM_STACK)
         .spawn(move || {
+            let _busy = busy;
             if writer
                 .write_all(head.as_bytes())
                 .and_then(|()| writer.flush())
@@ -330,6 +381,7 @@ fn start_deferred(
     outer: Reply,
     later: crate::wire::Deferred,
     hangups: &Arc<crate::hangups::Hangups>,
+    busy: Busy,
 ) {
     let head_only = *rq.method() == Method::Head;
     let watch = rq.connection().map(|c| hangups.watch(c));
@@ -338,6 +390,7 @@ fn start_deferred(
         .name("deferred".into())
         .stack_size(STREAM_STACK)
         .spawn(move || {
+            let _busy = busy;
             let gone = match &watch {
                 Some(w) => Arc::clone(&w.gone),
                 None => Arc::new(std::sync::atomic::AtomicBool::new(false)),

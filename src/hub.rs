@@ -118,6 +118,22 @@ impl Hub {
         self.lock().shutdown = true;
         self.cond.notify_all();
     }
+
+    /// Sleep until `deadline` or until the hub shuts down, whichever comes first; returns whether
+    /// it has shut down (for streams that have nothing to wait for but the end).
+    pub fn sleep(&self, deadline: Instant) -> bool {
+        let mut s = self.lock();
+        loop {
+            let now = Instant::now();
+            if s.shutdown || now >= deadline {
+                return s.shutdown;
+            }
+            s = match self.cond.wait_timeout(s, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +213,24 @@ mod tests {
             assert_eq!(hub.wait("race", t, soon(10_000)), Wake::Published);
             publisher.join().unwrap();
         }
+    }
+
+    #[test]
+    fn sleep_ends_at_its_deadline_or_at_shutdown() {
+        let hub = Arc::new(Hub::new());
+        assert!(!hub.sleep(soon(10)), "a deadline is not a shutdown");
+        let h = Arc::clone(&hub);
+        let sleeper = thread::spawn(move || h.sleep(soon(60_000)));
+        thread::sleep(Duration::from_millis(20));
+        hub.publish("x");
+        hub.wake_all();
+        thread::sleep(Duration::from_millis(20));
+        assert!(
+            !sleeper.is_finished(),
+            "only a shutdown ends the sleep early"
+        );
+        hub.shutdown();
+        assert!(sleeper.join().unwrap());
     }
 
     #[test]

@@ -122,9 +122,13 @@
 //!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
 //! - A storage failure other than "busy" (disk full, I/O error) answers 503 with a JSON error
 //!   and is logged on stderr; it never becomes a 500.
+//! - SIGTERM/SIGINT is a graceful stop: the listener closes at once; every wait ends with its
+//!   normal result, every stream (event, `/sse`, `/mcp` GET and streamed calls) writes its final
+//!   chunk; requests in progress (counted from the arrival of their head until answered) finish
+//!   within 4 s; the write-ahead log is checkpointed (TRUNCATE); the process exits 0.
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
 //!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
-//! - tiny_http 0.12.0 is used with four patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with five patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE

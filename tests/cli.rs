@@ -328,3 +328,85 @@ fn sigterm_exits_0() {
     r.say("c", "s", "x");
     assert_eq!(r.terminate(), Some(0));
 }
+
+#[test]
+fn sigterm_finishes_what_is_in_progress_closes_streams_and_exits_0_within_5_s() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let mut r = Relay::start(&[], &[]);
+    let raw = |request: &str| {
+        let mut s = TcpStream::connect(r.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        s
+    };
+    let host = r.addr.to_string();
+    let mut events = raw(&format!(
+        "GET /events/channel/bye HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+    ));
+    let mut sse = raw(&format!(
+        "GET /sse HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+    ));
+    let mut wait = raw(&format!(
+        "GET /api/wait?channel=bye&consumer_id=c&timeout_seconds=50 HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    ));
+    // A send whose body is still arriving when the signal comes.
+    let body = json!({"channel":"late","sender":"s","content":"in flight"}).to_string();
+    let (first, rest) = body.split_at(10);
+    let mut send = raw(&format!(
+        "POST /api/send HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let t0 = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &r.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        TcpStream::connect(r.addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    send.write_all(rest.as_bytes()).unwrap();
+    let read_all = |s: &mut TcpStream| {
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let sent = read_all(&mut send);
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+    let waited = read_all(&mut wait);
+    assert!(waited.starts_with("HTTP/1.1 200"), "{waited}");
+    assert!(waited.contains("\"timed_out\":true"), "{waited}");
+    for (name, s) in [("event stream", &mut events), ("/sse", &mut sse)] {
+        let text = read_all(s);
+        assert!(text.ends_with("0\r\n\r\n"), "{name} was not closed: {text}");
+    }
+    let code = loop {
+        if let Ok(Some(s)) = r.child.try_wait() {
+            break s.code();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "still running after 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(code, Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    // The log was folded into the database file, which holds the late send.
+    let wal = r.db.with_extension("db-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the write-ahead log was not checkpointed");
+    let c = rusqlite::Connection::open(&r.db).unwrap();
+    let n: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM messages WHERE content = 'in flight'",
+            [],
+            |x| x.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}

@@ -368,6 +368,15 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Move the write-ahead log into the database file and truncate it (at shutdown, so the file
+    /// stands alone). Readers in other processes may keep part of it; that is not an error.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        let g = self.lock();
+        g.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(Error::from)
+    }
+
     /// The random id this process writes into `bridge_events.source_instance`.
     pub fn instance(&self) -> &str {
         &self.instance

@@ -46,6 +46,11 @@ impl Sessions {
         })
     }
 
+    /// End every session's stream (at shutdown): dropping a session's sender ends its stream.
+    pub fn close_all(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         // Plain map operations cannot leave it torn.
         self.map.lock().unwrap_or_else(|p| p.into_inner())

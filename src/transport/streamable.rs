@@ -91,7 +91,7 @@ impl Sessions {
         use tiny_http::Method;
         match rq.method {
             Method::Post => self.post(relay, rq),
-            Method::Get if !self.stateless => self.get(rq),
+            Method::Get if !self.stateless => self.get(relay, rq),
             Method::Delete if !self.stateless => self.delete(rq),
             _ if self.stateless => Reply::method_not_allowed("POST"),
             _ => Reply::method_not_allowed("GET, POST, DELETE"),
@@ -259,7 +259,7 @@ impl Sessions {
         r
     }
 
-    fn get(&self, rq: &Request<'_>) -> Reply {
+    fn get(&self, relay: &Arc<Relay>, rq: &Request<'_>) -> Reply {
         let Some(id) = rq.session_id else {
             return rpc_error(
                 400,
@@ -297,13 +297,16 @@ impl Sessions {
         }
         let guard = StreamGuard { streaming, open };
         let keepalive = self.keepalive;
+        let relay = Arc::clone(relay);
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
             // We send no server-initiated messages: keep-alive comments only, until the client
-            // goes away.
+            // goes away or the relay shuts down.
             loop {
-                std::thread::sleep(keepalive);
+                if relay.hub.sleep(Instant::now() + keepalive) {
+                    return;
+                }
                 if w.write_all(b": keep-alive\n\n")
                     .and_then(|()| w.flush())
                     .is_err()

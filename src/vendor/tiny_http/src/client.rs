@@ -37,6 +37,9 @@ pub struct ClientConnection {
 
     // claude-bridge patch: the socket, shared with every request (see `Request::connection`)
     connection: Option<std::sync::Arc<crate::connection::Connection>>,
+
+    // claude-bridge patch: the server's count of requests in progress
+    in_progress: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 /// Error that can happen when reading a request.
@@ -70,7 +73,18 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             connection,
+            in_progress: None,
         }
+    }
+
+    /// claude-bridge patch: count each request in `counter` from the moment its head has
+    /// arrived until it is dropped (see `Server::requests_in_progress`).
+    pub(crate) fn counting_requests_in(
+        mut self,
+        counter: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
+        self.in_progress = Some(counter);
+        self
     }
 
     /// true if the connection is HTTPS
@@ -148,6 +162,12 @@ impl ClientConnection {
         let mut data_source = self.source.next().unwrap();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
+        // claude-bridge patch: counted from here (a small body is read in `new_request`)
+        let counted = self
+            .in_progress
+            .clone()
+            .map(crate::request::InProgress::enter);
+
         // building the next reader
         let request = crate::request::new_request(
             self.secure,
@@ -169,7 +189,9 @@ impl ClientConnection {
             }
         })?;
 
-        let request = request.with_connection(self.connection.clone());
+        let request = request
+            .with_connection(self.connection.clone())
+            .counted(counted);
 
         // return the request
         Ok(request)

@@ -140,6 +140,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // claude-bridge patch: requests whose head has arrived and that are not dropped yet
+    in_progress: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 enum Message {
@@ -284,6 +287,8 @@ impl Server {
         let messages = MessagesQueue::with_capacity(8);
 
         let inside_close_trigger = close_trigger.clone();
+        let in_progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inside_in_progress = Arc::clone(&in_progress);
         let inside_messages = messages.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
@@ -317,6 +322,7 @@ impl Server {
 
                         halves.map(|(read_closable, write_closable)| {
                             ClientConnection::new(write_closable, read_closable)
+                                .counting_requests_in(Arc::clone(&inside_in_progress))
                         })
                     }
                     Err(e) => Err(e),
@@ -393,6 +399,7 @@ impl Server {
         Ok(Server {
             messages,
             close: close_trigger,
+            in_progress,
             listening_addr: local_addr,
         })
     }
@@ -461,6 +468,22 @@ impl Iterator for IncomingRequests<'_> {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stop_accepting();
+    }
+}
+
+impl Server {
+    /// claude-bridge patch: end the accept thread (and with it the listening socket) now, while
+    /// requests already received, and further requests on connections already open, are still
+    /// delivered by `recv`. Was the body of `Drop`, which does the same.
+    /// claude-bridge patch: how many requests are in progress: their head has arrived (a small
+    /// body may still be arriving before `recv` hands them out) and they are not dropped yet.
+    /// Answering or `into_writer` drops a request.
+    pub fn requests_in_progress(&self) -> usize {
+        self.in_progress.load(Relaxed)
+    }
+
+    pub fn stop_accepting(&self) {
         self.close.store(true, Relaxed);
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {

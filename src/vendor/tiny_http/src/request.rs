@@ -77,6 +77,25 @@ pub struct Request {
 
     // claude-bridge patch: the connection's socket (see `Request::connection`)
     connection: Option<std::sync::Arc<crate::connection::Connection>>,
+
+    // claude-bridge patch: keeps the request counted in `Server::requests_in_progress`
+    _counted: Option<InProgress>,
+}
+
+/// claude-bridge patch: one request counted as in progress until this is dropped.
+pub(crate) struct InProgress(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl InProgress {
+    pub(crate) fn enter(counter: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> InProgress {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InProgress(counter)
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// claude-bridge patch: a handle on the socket of a request's connection, for watching it while
@@ -260,6 +279,7 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         connection: None,
+        _counted: None,
     })
 }
 
@@ -270,6 +290,12 @@ impl Request {
         connection: Option<std::sync::Arc<crate::connection::Connection>>,
     ) -> Self {
         self.connection = connection;
+        self
+    }
+
+    /// claude-bridge patch: keep the request counted while it lives.
+    pub(crate) fn counted(mut self, counted: Option<InProgress>) -> Self {
+        self._counted = counted;
         self
     }
 
