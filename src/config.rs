@@ -73,6 +73,8 @@ pub struct Limits {
     pub default_max_attempts: u32,
     /// Open MCP streams (legacy SSE sessions and `/mcp` GET streams) in total.
     pub max_mcp_streams: usize,
+    /// Connections read at once; one more is answered 503 with `Retry-After` and closed.
+    pub max_connections: usize,
     /// Request worker threads.
     pub workers: usize,
     /// Seconds of silence after which an event stream gets a keep-alive comment (and a vanished
@@ -102,6 +104,7 @@ impl Default for Limits {
             max_lease_seconds: 3600,
             default_max_attempts: 3,
             max_mcp_streams: 4096,
+            max_connections: 16_384,
             workers: 16,
             keepalive_seconds: 15,
             conformance_fixtures: false,
@@ -302,6 +305,12 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             u32::MAX.into(),
         )? as u32,
         max_mcp_streams: n("CLAUDE_BRIDGE_MAX_MCP_STREAMS", d.max_mcp_streams, 1, big)?,
+        max_connections: n(
+            "CLAUDE_BRIDGE_MAX_CONNECTIONS",
+            d.max_connections,
+            1,
+            1_000_000,
+        )?,
         workers: n("CLAUDE_BRIDGE_WORKERS", d.workers, 1, 1024)?,
         keepalive_seconds: env.int(
             "CLAUDE_BRIDGE_KEEPALIVE_SECONDS",

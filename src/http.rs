@@ -124,6 +124,7 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
         Ok(s) => Arc::new(s),
         Err(e) => return Stop::Fatal(format!("cannot start the HTTP server: {e}")),
     };
+    server.limit_connections(ctx.config.limits.max_connections, connection_refusal());
     let drain = match drain_pool() {
         Ok(d) => d,
         Err(e) => return Stop::Fatal(format!("cannot start drain threads: {e}")),
@@ -158,6 +159,22 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
     }
     ctx.relay.hub.shutdown();
     stop
+}
+
+/// The whole response a connection over `CLAUDE_BRIDGE_MAX_CONNECTIONS` gets before it is
+/// closed (written by tiny_http's refusal thread, so the security headers are spelled here).
+fn connection_refusal() -> Vec<u8> {
+    let body = br#"{"error":"too many connections; retry later"}"#;
+    let mut out = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\
+         X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\
+         Referrer-Policy: no-referrer\r\nContent-Security-Policy: {CSP}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 /// How long a graceful shutdown waits for requests in progress (the whole stop stays under 5 s).

@@ -126,9 +126,13 @@
 //!   normal result, every stream (event, `/sse`, `/mcp` GET and streamed calls) writes its final
 //!   chunk; requests in progress (counted from the arrival of their head until answered) finish
 //!   within 4 s; the write-ahead log is checkpointed (TRUNCATE); the process exits 0.
+//! - A request head must arrive within 10 s of its first byte (408, then closed; slow-loris),
+//!   with lines of at most 16 KiB and at most 128 header lines (400). At most
+//!   `CLAUDE_BRIDGE_MAX_CONNECTIONS` (16,384) connections are read at once; one more gets 503
+//!   with `Retry-After: 1` and is closed, without a thread of its own.
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
 //!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
-//! - tiny_http 0.12.0 is used with five patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with eight patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE

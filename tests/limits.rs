@@ -238,3 +238,146 @@ fn silent_clients_with_declared_bodies_do_not_starve_the_workers() {
     }
     drop(held);
 }
+
+/// Raise this process's open-file limit to `want` (children inherit it), within the hard limit.
+fn raise_nofile(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+        assert!(
+            lim.rlim_cur >= want,
+            "need {want} open files, the hard limit is {}",
+            lim.rlim_max
+        );
+    }
+}
+
+#[test]
+fn a_thousand_slow_loris_sockets_neither_slow_status_nor_stay_past_the_head_timeout() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    raise_nofile(4096);
+    let r = Relay::start(&[], &[]);
+    // Each starts a request and then drips one header line now and then, never finishing.
+    let mut loris: Vec<TcpStream> = (0..1000)
+        .map(|_| {
+            let mut s = TcpStream::connect(r.addr).unwrap();
+            s.write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    // /status on a fresh keep-alive connection stays fast meanwhile.
+    let mut times = Vec::new();
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut rd = std::io::BufReader::new(s.try_clone().unwrap());
+    for i in 0..300 {
+        let t = Instant::now();
+        write!(s, "GET /status HTTP/1.1\r\nHost: {}\r\n\r\n", r.addr).unwrap();
+        let resp = crate::support::read_response(&mut rd, false).unwrap();
+        assert_eq!(resp.status, 200);
+        times.push(t.elapsed());
+        if i % 50 == 0 {
+            for l in &mut loris {
+                let _ = l.write_all(b"X-Drip: 1\r\n");
+            }
+        }
+    }
+    times.sort();
+    let p99 = times[times.len() * 99 / 100];
+    assert!(
+        p99 <= Duration::from_millis(50),
+        "/status p99 {p99:?} with 1000 slow clients"
+    );
+    // Every slow client is cut off (408) once its head has taken 10 s (the bound leaves room for
+    // a loaded machine; without the head timeout they would stay until the 30 s read timeout
+    // after their last byte, and a connection queued behind another in tiny_http's thread pool
+    // was only read, and so cut off, once that one ended: 20 s).
+    let mut cut = 0;
+    for l in &mut loris {
+        l.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut out = Vec::new();
+        let _ = l.read_to_end(&mut out);
+        if out.starts_with(b"HTTP/1.1 408") {
+            cut += 1;
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(cut, 1000);
+    assert!(
+        took < Duration::from_secs(15),
+        "the slow clients were held {took:?}"
+    );
+    assert!(r.get("/status").status == 200);
+}
+
+#[test]
+fn an_endless_head_line_or_too_many_headers_is_a_400() {
+    let r = Relay::start(&[], &[]);
+    let long = format!(
+        "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: {}\r\n\r\n",
+        "a".repeat(16 * 1024)
+    );
+    assert!(raw(r.addr, long.as_bytes(), false).status == 400);
+    let endless = format!("GET /{} HTTP/1.1\r\n", "a".repeat(20 * 1024));
+    assert!(raw(r.addr, endless.as_bytes(), false).status == 400);
+    let many: String = (0..127).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let ok = format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n");
+    assert!(raw(r.addr, ok.as_bytes(), false).status == 200);
+    let too_many = format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}X-Last: v\r\n\r\n");
+    assert!(raw(r.addr, too_many.as_bytes(), false).status == 400);
+}
+
+#[test]
+fn connections_over_the_cap_get_503_with_retry_after_until_one_closes() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_MAX_CONNECTIONS", "20")]);
+    let held: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(r.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let over = raw(
+        r.addr,
+        format!("GET /status HTTP/1.1\r\nHost: {}\r\n\r\n", r.addr).as_bytes(),
+        false,
+    );
+    assert_eq!(over.status, 503);
+    assert_eq!(over.header("Retry-After"), Some("1"));
+    assert_eq!(over.header("X-Content-Type-Options"), Some("nosniff"));
+    assert!(over.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many connections"));
+    // A refused client that sent a body still reads the whole refusal (no reset).
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!(
+            "POST /api/send HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}",
+            r.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    assert!(out.ends_with("retry later\"}"), "{out}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(r.get("/status").status, 200);
+}

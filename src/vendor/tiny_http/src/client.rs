@@ -40,7 +40,14 @@ pub struct ClientConnection {
 
     // claude-bridge patch: the server's count of requests in progress
     in_progress: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+
+    // claude-bridge patch: the deadline for reading a request's head (see `HeadClock`)
+    head_clock: std::sync::Arc<crate::util::HeadClock>,
 }
+
+/// claude-bridge patch: the longest line of a request head, and the most header lines.
+const MAX_HEAD_LINE: usize = 16 * 1024;
+const MAX_HEADERS: usize = 128;
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
@@ -58,6 +65,8 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
     ) -> ClientConnection {
+        let head_clock = std::sync::Arc::new(crate::util::HeadClock::new());
+        read_socket.set_head_clock(std::sync::Arc::clone(&head_clock));
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
         let connection = write_socket.connection();
@@ -74,6 +83,7 @@ impl ClientConnection {
             secure,
             connection,
             in_progress: None,
+            head_clock,
         }
     }
 
@@ -108,6 +118,11 @@ impl ClientConnection {
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
 
+            // claude-bridge patch: a line without end no longer grows without bound
+            if buf.len() >= MAX_HEAD_LINE {
+                return Err(IoError::new(ErrorKind::InvalidData, "header line too long"));
+            }
+
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf)
@@ -123,10 +138,21 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // claude-bridge patch: the head (and a small body read with it) must arrive in time
+        self.head_clock.arm();
+        let result = self.read_head_and_request();
+        self.head_clock.stop();
+        result
+    }
+
+    fn read_head_and_request(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line().map_err(|e| match e.kind() {
+                    ErrorKind::InvalidData => ReadError::WrongRequestLine,
+                    _ => ReadError::ReadIoError(e),
+                })?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -137,11 +163,17 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line().map_err(|e| match e.kind() {
+                        ErrorKind::InvalidData => ReadError::WrongHeader(version.clone()),
+                        _ => ReadError::ReadIoError(e),
+                    })?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::WrongHeader(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,

@@ -143,6 +143,45 @@ pub struct Server {
 
     // claude-bridge patch: requests whose head has arrived and that are not dropped yet
     in_progress: Arc<std::sync::atomic::AtomicUsize>,
+
+    // claude-bridge patch: the cap on open connections
+    limit: Arc<ConnectionLimit>,
+}
+
+/// claude-bridge patch: at most `max` connections are read at once (0: no cap); one more is
+/// answered with `refusal` and closed, by a thread of its own so the accept thread never waits.
+struct ConnectionLimit {
+    max: std::sync::atomic::AtomicUsize,
+    open: std::sync::atomic::AtomicUsize,
+    refusal: std::sync::Mutex<Arc<[u8]>>,
+}
+
+/// claude-bridge patch: counts one open connection until dropped.
+struct OpenConnection(Arc<ConnectionLimit>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// claude-bridge patch: write the refusal, stop writing, and read what the client sent (briefly)
+/// so that closing sends a FIN rather than a reset that could destroy the refusal in flight.
+fn refuse(mut sock: TcpStream, refusal: &[u8]) {
+    use std::io::{Read, Write};
+    let _ = sock.set_write_timeout(Some(Duration::from_millis(500)));
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    if sock.write_all(refusal).is_ok() {
+        let _ = sock.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            match sock.read(&mut sink) {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
+        }
+    }
 }
 
 enum Message {
@@ -289,6 +328,21 @@ impl Server {
         let inside_close_trigger = close_trigger.clone();
         let in_progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let inside_in_progress = Arc::clone(&in_progress);
+        let limit = Arc::new(ConnectionLimit {
+            max: std::sync::atomic::AtomicUsize::new(0),
+            open: std::sync::atomic::AtomicUsize::new(0),
+            refusal: std::sync::Mutex::new(Arc::from(&b""[..])),
+        });
+        let inside_limit = Arc::clone(&limit);
+        let (refuse_tx, refuse_rx) = mpsc::sync_channel::<(TcpStream, Arc<[u8]>)>(64);
+        thread::Builder::new()
+            .name("refuse".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for (sock, refusal) in refuse_rx {
+                    refuse(sock, &refusal);
+                }
+            })?;
         let inside_messages = messages.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
@@ -300,6 +354,21 @@ impl Server {
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        // claude-bridge patch: over the cap, refuse (never blocks this thread)
+                        let max = inside_limit.max.load(Relaxed);
+                        if max > 0 && inside_limit.open.load(Relaxed) >= max {
+                            if let Connection::Tcp(tcp) = sock {
+                                let refusal = inside_limit
+                                    .refusal
+                                    .lock()
+                                    .map(|r| Arc::clone(&r))
+                                    .unwrap_or_else(|p| Arc::clone(&p.into_inner()));
+                                let _ = refuse_tx.try_send((tcp, refusal));
+                            }
+                            continue;
+                        }
+                        inside_limit.open.fetch_add(1, Relaxed);
+                        let open = OpenConnection(Arc::clone(&inside_limit));
                         use util::RefinedTcpStream;
                         // claude-bridge patch: splitting the socket (dup) may fail like accept()
                         // itself (EMFILE); that error now takes the same path below.
@@ -321,20 +390,21 @@ impl Server {
                         };
 
                         halves.map(|(read_closable, write_closable)| {
-                            ClientConnection::new(write_closable, read_closable)
-                                .counting_requests_in(Arc::clone(&inside_in_progress))
+                            let client = ClientConnection::new(write_closable, read_closable)
+                                .counting_requests_in(Arc::clone(&inside_in_progress));
+                            (client, open)
                         })
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok(client) => {
+                    Ok((client, open)) => {
                         backoff = Duration::ZERO;
                         let messages = inside_messages.clone();
-                        let mut client = Some(client);
+                        let mut client = Some((client, open));
                         tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
+                            if let Some((client, _open)) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
@@ -400,6 +470,7 @@ impl Server {
             messages,
             close: close_trigger,
             in_progress,
+            limit,
             listening_addr: local_addr,
         })
     }
@@ -476,6 +547,20 @@ impl Server {
     /// claude-bridge patch: end the accept thread (and with it the listening socket) now, while
     /// requests already received, and further requests on connections already open, are still
     /// delivered by `recv`. Was the body of `Drop`, which does the same.
+    /// claude-bridge patch: read at most `max` connections at once (0: no cap); a connection
+    /// over the cap gets `refusal` (a whole HTTP response) and is closed.
+    pub fn limit_connections(&self, max: usize, refusal: Vec<u8>) {
+        if let Ok(mut r) = self.limit.refusal.lock() {
+            *r = Arc::from(refusal);
+        }
+        self.limit.max.store(max, Relaxed);
+    }
+
+    /// claude-bridge patch: how many connections are being read now.
+    pub fn open_connections(&self) -> usize {
+        self.limit.open.load(Relaxed)
+    }
+
     /// claude-bridge patch: how many requests are in progress: their head has arrived (a small
     /// body may still be arriving before `recv` hands them out) and they are not dropped yet.
     /// Answering or `into_writer` drops a request.

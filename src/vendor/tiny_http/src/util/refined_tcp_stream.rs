@@ -91,6 +91,10 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // claude-bridge patch: the head deadline of the connection (read half only), and the
+    // socket's own read timeout while a shorter one is set for the head
+    head_clock: Option<std::sync::Arc<crate::util::HeadClock>>,
+    idle_timeout: Option<Option<std::time::Duration>>,
 }
 
 impl RefinedTcpStream {
@@ -106,12 +110,16 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            head_clock: None,
+            idle_timeout: None,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            head_clock: None,
+            idle_timeout: None,
         };
 
         Ok((read, write))
@@ -152,9 +160,75 @@ impl Drop for RefinedTcpStream {
     }
 }
 
+impl RefinedTcpStream {
+    /// claude-bridge patch: bound reads by `clock`'s deadline while it runs.
+    pub(crate) fn set_head_clock(&mut self, clock: std::sync::Arc<crate::util::HeadClock>) {
+        self.head_clock = Some(clock);
+    }
+
+    fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> IoResult<()> {
+        match &self.stream {
+            Stream::Http(c) => c.set_read_timeout(timeout),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
+
+    fn read_timeout(&self) -> IoResult<Option<std::time::Duration>> {
+        match &self.stream {
+            Stream::Http(c) => c.read_timeout(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(None),
+        }
+    }
+}
+
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        self.stream.read(buf)
+        // claude-bridge patch: the head deadline (see `HeadClock`). Costs nothing extra when a
+        // head arrives in one read, which is the usual case.
+        let Some(clock) = self.head_clock.clone() else {
+            return self.stream.read(buf);
+        };
+        match clock.deadline() {
+            None => {
+                if let Some(idle) = self.idle_timeout.take() {
+                    self.set_read_timeout(idle)?;
+                }
+                let n = self.stream.read(buf)?;
+                if n > 0 {
+                    clock.data_arrived();
+                }
+                Ok(n)
+            }
+            Some(deadline) => {
+                let timed_out = || {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request head took too long",
+                    )
+                };
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                if self.idle_timeout.is_none() {
+                    self.idle_timeout = Some(self.read_timeout()?);
+                }
+                self.set_read_timeout(Some(left))?;
+                match self.stream.read(buf) {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        Err(timed_out())
+                    }
+                    other => other,
+                }
+            }
+        }
     }
 }
 
