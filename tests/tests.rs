@@ -9,6 +9,7 @@ mod concurrency;
 mod conformance;
 mod delivery;
 mod events;
+mod faults;
 mod limits;
 mod login;
 mod malformed;
