@@ -49,7 +49,10 @@
 //! - [`relay`]: the operations (send, read, clear, channels); the one place the JSON API and
 //!   the MCP tools call.
 //! - [`store`]: SQLite schema, forward migration, queries, the in-memory channel statistics,
-//!   the audit log, housekeeping sweeps, and the `data_version` watcher.
+//!   the audit log, housekeeping sweeps, and the `data_version` watcher. Sends are group
+//!   committed (`store/sends.rs`): concurrent sends queue, the first to take the connection
+//!   stores every queued one in one transaction (a savepoint each), and each reply still
+//!   follows its own `COMMIT`.
 //! - [`hub`]: wake-ups for waiters, with tickets that make lost wake-ups impossible.
 //! - [`model`]: stored messages, their four JSON representations, protocol-v1 envelopes.
 //! - [`validate`]: the shared field rules and the §4.1 error shape.

@@ -15,6 +15,7 @@
 mod schema;
 mod stats;
 
+mod sends;
 pub use schema::MigrateError;
 pub use stats::ChannelStat;
 
@@ -100,6 +101,8 @@ struct Inner {
 /// The database. One per process, shared by every request thread.
 pub struct Store {
     inner: Mutex<Inner>,
+    /// Sends waiting for the next group commit (`sends`).
+    pending: sends::Queue,
     /// Random id of this process in `bridge_events.source_instance`.
     instance: String,
 }
@@ -130,6 +133,7 @@ impl Store {
         Ok((
             Store {
                 inner: Mutex::new(Inner { conn, stats }),
+                pending: Default::default(),
                 instance: ids::uuid_v4(),
             },
             warnings,
@@ -140,65 +144,6 @@ impl Store {
         // A panic inside a transaction drops the Transaction, which rolls back; the
         // connection itself stays usable, so a poisoned lock is safe to take over.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Store one message, or find the earlier one its idempotency key names.
-    ///
-    /// Errors: `conflict` when the key was used for other content, `in_progress` when another
-    /// process holds an unexpired reservation for it, busy, storage.
-    pub fn insert(
-        &self,
-        channel: &str,
-        sender: &str,
-        content: &str,
-        key: Option<IdempotencyKey<'_>>,
-    ) -> Result<Inserted, Error> {
-        let mut guard = self.lock();
-        let Inner { conn, stats } = &mut *guard;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        stats.sync(&tx)?;
-        let now = clock::now();
-        if let Some(k) = key {
-            if let Some(found) = find_key(&tx, channel, sender, k, &now)? {
-                return Ok(found);
-            }
-        }
-        let first_in_channel = !stats.has_channel(channel);
-        let id = ids::uuid_v4();
-        tx.prepare_cached(
-            "INSERT INTO messages (id, channel, sender, content, timestamp) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![id, channel, sender, content, now])?;
-        let seq = tx.last_insert_rowid();
-        tx.prepare_cached(
-            "INSERT INTO bridge_events \
-             (event_type, channel, message_id, source_instance, payload, timestamp) \
-             VALUES ('message', ?1, ?2, ?3, '{}', ?4)",
-        )?
-        .execute(params![channel, id, self.instance, now])?;
-        if let Some(k) = key {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO bridge_idempotency (channel, sender, idempotency_key, \
-                 payload_sha256, state, message_id, message_seq, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'committed', ?5, ?6, ?7, NULL)",
-            )?
-            .execute(params![channel, sender, k.key, k.fingerprint, id, seq, now])?;
-        }
-        tx.commit()?;
-        stats.record_insert(channel, sender, seq, &now);
-        Ok(Inserted {
-            message: StoredMessage {
-                seq,
-                id,
-                channel: channel.to_owned(),
-                sender: sender.to_owned(),
-                content: content.to_owned(),
-                timestamp: now,
-            },
-            deduplicated: false,
-            first_in_channel,
-        })
     }
 
     /// Delete a channel's messages, idempotency keys and task queue, and record a `clear`
