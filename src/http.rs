@@ -360,6 +360,13 @@ fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Stream, busy: Bu
         &reply.headers,
         "Transfer-Encoding: chunked\r\n",
     );
+    // A stream is the connection's last exchange: stop reading it, so tiny_http's thread for
+    // the connection (blocked waiting for a next request) ends now instead of after the read
+    // timeout. Held streams then cost one thread each, not two. The client sees the connection
+    // close after the stream's final chunk.
+    if let Some(tcp) = rq.connection().as_ref().and_then(|c| c.tcp()) {
+        let _ = tcp.shutdown(std::net::Shutdown::Read);
+    }
     let mut writer = rq.into_writer();
     let spawned = thread::Builder::new()
         .name("stream".into())

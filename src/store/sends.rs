@@ -181,14 +181,13 @@ fn savepoint<T>(
     tx: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    tx.execute_batch("SAVEPOINT one_send")?;
+    // Cached statements: a batch runs these once per send.
+    tx.prepare_cached("SAVEPOINT one_send")?.execute([])?;
     let out = f(tx);
-    let end = if out.is_ok() {
-        "RELEASE one_send"
-    } else {
-        "ROLLBACK TO one_send; RELEASE one_send"
-    };
-    tx.execute_batch(end)?;
+    if out.is_err() {
+        tx.prepare_cached("ROLLBACK TO one_send")?.execute([])?;
+    }
+    tx.prepare_cached("RELEASE one_send")?.execute([])?;
     out
 }
 

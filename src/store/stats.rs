@@ -203,7 +203,9 @@ impl Stats {
 }
 
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+    // Asked before every operation: keep the statement prepared.
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
 }
 
 fn max_event(conn: &Connection) -> rusqlite::Result<i64> {

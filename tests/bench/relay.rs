@@ -5,8 +5,13 @@
 //! written with plain std networking. Prints requests/s and latency percentiles per scenario;
 //! run it three times and quote the medians (the box is noisy).
 //!
+//! `cargo bench --bench relay -- compare [SECONDS]` runs the side-by-side comparison with the
+//! Python original instead (see `compare.rs`).
+//!
 //! Scenarios: `POST /api/send` at 1, 10 and 50 clients; `GET /api/messages?since_id=<newest>`
 //! (tail read) at 10 clients; the hello-world ceiling at 10 clients.
+
+mod compare;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -224,6 +229,10 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5.0);
+    if std::env::args().any(|a| a == "compare") {
+        compare::run(secs);
+        return;
+    }
     let relay = start_relay(bench_dir("main"));
     let ceiling = start_ceiling();
     println!(

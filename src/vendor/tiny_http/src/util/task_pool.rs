@@ -83,7 +83,9 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // claude-bridge patch: a thread that cannot be started (out of memory or mappings) no
+        // longer panics the accept thread; the task (a connection) is dropped, i.e. closed.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -127,6 +129,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            eprintln!("tiny_http: cannot start a connection thread ({e}); connection dropped");
+        }
     }
 }
 
