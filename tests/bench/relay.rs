@@ -6,12 +6,13 @@
 //! run it three times and quote the medians (the box is noisy).
 //!
 //! `cargo bench --bench relay -- compare [SECONDS]` runs the side-by-side comparison with the
-//! Python original instead (see `compare.rs`).
+//! Python original instead (see `compare.rs`); `-- soak [MINUTES]` the soak run (`soak.rs`).
 //!
 //! Scenarios: `POST /api/send` at 1, 10 and 50 clients; `GET /api/messages?since_id=<newest>`
 //! (tail read) at 10 clients; the hello-world ceiling at 10 clients.
 
 mod compare;
+mod soak;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -231,6 +232,14 @@ fn main() {
         .unwrap_or(5.0);
     if std::env::args().any(|a| a == "compare") {
         compare::run(secs);
+        return;
+    }
+    if std::env::args().any(|a| a == "soak") {
+        let minutes = std::env::args()
+            .skip(1)
+            .find_map(|a| a.parse().ok())
+            .unwrap_or(30.0);
+        soak::run(minutes);
         return;
     }
     let relay = start_relay(bench_dir("main"));
