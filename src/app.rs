@@ -83,6 +83,9 @@ fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             retention_days: config.retention_days,
             audit_enabled: config.audit_log,
             conformance_fixtures: config.limits.conformance_fixtures,
+            default_lease_seconds: config.limits.default_lease_seconds,
+            max_lease_seconds: config.limits.max_lease_seconds,
+            default_max_attempts: config.limits.default_max_attempts,
         },
     ));
     // Messages and clears committed by other processes on the same file wake this process's
@@ -92,10 +95,11 @@ fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
         &config.db_path,
         std::time::Duration::from_millis(config.limits.event_poll_ms),
         relay.store.instance().to_owned(),
-        move |channel| {
-            if let Some(r) = weak.upgrade() {
-                r.hub.publish(channel);
-            }
+        move |changed| match (weak.upgrade(), changed) {
+            (Some(r), crate::store::Changed::Channel(channel)) => r.hub.publish(channel),
+            // Tasks write no outbox row: any commit may have enqueued or requeued one.
+            (Some(r), crate::store::Changed::Anything) => r.wake_claims(),
+            (None, _) => {}
         },
     )
     .map_err(|e| format!("cannot watch the database: {e}"))?;
@@ -134,6 +138,9 @@ fn start_housekeeping(config: &Config, relay: &Arc<Relay>) {
                 ),
                 Ok(_) => {}
                 Err(e) => eprintln!("warning: housekeeping failed (will retry): {e}"),
+            }
+            if let Err(e) = relay.expire_leases() {
+                eprintln!("warning: expiring task leases failed (will retry): {e}");
             }
             drop(relay);
             std::thread::sleep(every);

@@ -48,6 +48,9 @@
 //!   cookie, kept in memory.
 //! - [`relay`]: the operations (send, read, clear, channels); the one place the JSON API and
 //!   the MCP tools call.
+//! - [`queue`]: the task queue's operations on the relay (enqueue, claim with waiting, complete,
+//!   fail, lease expiry) and its wake-ups; its SQL is `store/tasks.rs`, its tools
+//!   `mcp/queue.rs`.
 //! - [`store`]: SQLite schema, forward migration, queries, the in-memory channel statistics,
 //!   the audit log, housekeeping sweeps, and the `data_version` watcher. Sends are group
 //!   committed (`store/sends.rs`): concurrent sends queue, the first to take the connection
@@ -95,8 +98,12 @@
 //!   `PRAGMA data_version` watcher thread per process (every `CLAUDE_BRIDGE_EVENT_POLL_MS`, 50 ms
 //!   by default) reads the outbox rows other processes wrote since its last look and wakes only
 //!   those channels; this process's own commits wake their channels at commit and nothing more.
-//!   Changes that write no outbox row (acks, retention) wake no one; the task queue's claims will
-//!   need their own cross-process signal. A streamed `/mcp` wait writes
+//!   Changes that write no outbox row (acks, retention) wake no waiter on messages. Task
+//!   operations write no outbox row either: a waiting claim sleeps on a hub key of its own
+//!   (`queue::task_key`), woken at once by an enqueue or requeue here, by the watcher on any
+//!   commit it notices (for channels with a waiting claim; the claim re-checks, one indexed
+//!   query), and by its own deadline: the next delayed task coming due or lease lapsing.
+//!   Lease expiry is lazy (at each claim of the channel and in the housekeeping sweep). A streamed `/mcp` wait writes
 //!   keep-alive comments and is cancelled when a write fails (the client left); a wait answered
 //!   with one body (`/api/wait`, JSON-only `/mcp`) is watched by `hangups`, which peeks at its
 //!   socket every 200 ms and cancels it when the client has closed or reset the connection.
@@ -166,6 +173,7 @@ pub mod json;
 pub mod login;
 pub mod mcp;
 pub mod model;
+pub mod queue;
 pub mod relay;
 pub mod store;
 pub mod transport;

@@ -25,6 +25,12 @@ pub struct Settings {
     pub audit_enabled: bool,
     /// Serve the MCP conformance-suite fixture tools (tests only; off by default).
     pub conformance_fixtures: bool,
+    /// Task lease when a claim names none (already capped at `max_lease_seconds`).
+    pub default_lease_seconds: u64,
+    /// Longest task lease; longer requests are clamped.
+    pub max_lease_seconds: u64,
+    /// Attempts of a task enqueued without `max_attempts`.
+    pub default_max_attempts: u32,
 }
 
 /// A validated send, ready for the store.
@@ -80,6 +86,8 @@ pub struct Relay {
     pub hub: Hub,
     /// Operation settings.
     pub settings: Settings,
+    /// Channels with claims waiting (`queue`).
+    pub claim_waiters: crate::queue::ClaimWaiters,
     started: Instant,
 }
 
@@ -90,6 +98,7 @@ impl Relay {
             store,
             hub: Hub::new(),
             settings,
+            claim_waiters: Default::default(),
             started: Instant::now(),
         }
     }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TOOLS: [&str; 8] = [
+const TOOLS: [&str; 13] = [
     "bridge_send",
     "bridge_receive",
     "bridge_wait",
@@ -18,6 +18,11 @@ const TOOLS: [&str; 8] = [
     "bridge_ping",
     "bridge_clear",
     "bridge_status",
+    "bridge_enqueue",
+    "bridge_claim",
+    "bridge_complete",
+    "bridge_fail",
+    "bridge_tasks",
 ];
 
 /// Check one SDK session's output (`tests/clients/mcp_check.py`) field by field.

@@ -16,3 +16,4 @@ mod malformed;
 mod mcp;
 mod migration;
 mod policy;
+mod queue;

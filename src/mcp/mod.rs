@@ -5,6 +5,7 @@
 //! notifications and client responses). Every transport and every test drives this same code.
 
 mod fixtures;
+mod queue;
 mod tools;
 
 use crate::relay::Relay;
@@ -63,8 +64,17 @@ pub fn may_stream(relay: &Relay, msg: &Value) -> bool {
         .get("params")
         .and_then(|p| p.get("name"))
         .and_then(Value::as_str);
+    let claim_waits = || {
+        msg.get("params")
+            .and_then(|p| p.get("arguments"))
+            .and_then(|a| a.get("wait_seconds"))
+            .and_then(Value::as_f64)
+            .is_some_and(|w| w > 0.0)
+    };
     let waits = |n: &str| {
-        n == "bridge_wait" || (relay.settings.conformance_fixtures && fixtures::streams(n))
+        n == "bridge_wait"
+            || (n == "bridge_claim" && claim_waits())
+            || (relay.settings.conformance_fixtures && fixtures::streams(n))
     };
     msg.get("method").and_then(Value::as_str) == Some("tools/call")
         && msg.get("id").is_some()
@@ -240,6 +250,9 @@ mod tests {
             retention_days: 0,
             audit_enabled: false,
             conformance_fixtures: false,
+            default_lease_seconds: 300,
+            max_lease_seconds: 3600,
+            default_max_attempts: 3,
         };
         (Relay::new(store, settings), dir)
     }

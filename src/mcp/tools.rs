@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::fmt::Write;
 
 /// Names of the tools this build serves, in `tools/list` order.
-pub const TOOL_NAMES: [&str; 8] = [
+pub const TOOL_NAMES: [&str; 13] = [
     "bridge_send",
     "bridge_receive",
     "bridge_wait",
@@ -24,10 +24,15 @@ pub const TOOL_NAMES: [&str; 8] = [
     "bridge_ping",
     "bridge_clear",
     "bridge_status",
+    "bridge_enqueue",
+    "bridge_claim",
+    "bridge_complete",
+    "bridge_fail",
+    "bridge_tasks",
 ];
 
 /// A tool's failure: the §4.1 shape with an optional field.
-struct ToolError {
+pub(super) struct ToolError {
     field: Option<String>,
     code: &'static str,
     message: String,
@@ -80,7 +85,7 @@ impl From<Error> for ToolError {
     }
 }
 
-type Outcome = Result<(Value, String), ToolError>;
+pub(super) type Outcome = Result<(Value, String), ToolError>;
 
 /// The `tools/list` entries.
 pub fn list() -> Vec<Value> {
@@ -90,7 +95,12 @@ pub fn list() -> Vec<Value> {
         .collect()
 }
 
-fn annotations(title: &str, read_only: bool, destructive: bool, idempotent: Option<bool>) -> Value {
+pub(super) fn annotations(
+    title: &str,
+    read_only: bool,
+    destructive: bool,
+    idempotent: Option<bool>,
+) -> Value {
     let mut a = Map::new();
     a.insert("title".into(), json!(title));
     a.insert("readOnlyHint".into(), json!(read_only));
@@ -102,7 +112,7 @@ fn annotations(title: &str, read_only: bool, destructive: bool, idempotent: Opti
     Value::Object(a)
 }
 
-fn tool(name: &str, description: &str, input: Value, annotations: Value) -> Value {
+pub(super) fn tool(name: &str, description: &str, input: Value, annotations: Value) -> Value {
     json!({
         "name": name,
         "description": description,
@@ -237,7 +247,7 @@ fn definition(name: &str) -> Option<Value> {
              "additionalProperties": false}),
             annotations("Bridge status", true, false, None),
         ),
-        _ => return None,
+        _ => return super::queue::definition(name),
     })
 }
 
@@ -326,7 +336,21 @@ fn check_args(schema: &Value, args: &Map<String, Value>) -> Result<(), ToolError
             Some("object") if !v.is_object() => {
                 return Err(FieldError::new(k, "invalid_type", "must be an object").into());
             }
+            Some("boolean") if !v.is_boolean() => {
+                return Err(FieldError::new(k, "invalid_type", "must be a boolean").into());
+            }
             _ => {}
+        }
+        if let Some(allowed) = p.get("enum").and_then(Value::as_array) {
+            if !allowed.contains(v) {
+                let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+                return Err(FieldError::new(
+                    k,
+                    "invalid_value",
+                    format!("must be one of {}", names.join(", ")),
+                )
+                .into());
+            }
         }
     }
     Ok(())
@@ -364,7 +388,7 @@ fn integer(v: &Value) -> Option<i64> {
     }
 }
 
-fn present<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(super) fn present<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     args.get(key).filter(|v| !v.is_null())
 }
 
@@ -385,7 +409,7 @@ fn run(
         "bridge_ping" => ping(relay),
         "bridge_clear" => clear(relay, args),
         "bridge_status" => status(relay, args),
-        _ => unreachable!("definition() and run() list the same tools"),
+        _ => super::queue::run(relay, name, args, cancel),
     }
 }
 

@@ -16,6 +16,7 @@ mod schema;
 mod stats;
 
 mod sends;
+pub mod tasks;
 pub use schema::MigrateError;
 pub use stats::ChannelStat;
 
@@ -660,7 +661,7 @@ pub fn watch(
     path: &Path,
     every: Duration,
     instance: String,
-    changed: impl Fn(&str) + Send + 'static,
+    changed: impl Fn(Changed<'_>) + Send + 'static,
 ) -> std::io::Result<()> {
     let conn = Connection::open_with_flags(
         path,
@@ -691,11 +692,12 @@ pub fn watch(
                     continue;
                 }
                 last = now;
+                changed(Changed::Anything);
                 match foreign_channels(&conn, seen, &instance) {
                     Ok((upto, channels)) => {
                         seen = upto;
                         for c in &channels {
-                            changed(c);
+                            changed(Changed::Channel(c));
                         }
                     }
                     Err(e) => eprintln!("warning: cannot read the event outbox: {e}"),
@@ -703,6 +705,15 @@ pub fn watch(
             }
         })?;
     Ok(())
+}
+
+/// What the db watcher noticed.
+#[derive(Debug, Clone, Copy)]
+pub enum Changed<'a> {
+    /// Some connection committed something (this process's own commits included).
+    Anything,
+    /// Another process wrote a message or clear event on this channel.
+    Channel(&'a str),
 }
 
 /// Channels with outbox rows after `after` written by another instance, and the newest

@@ -309,6 +309,7 @@ fn main() {
     );
     mcp_round_trips(&relay);
     wake_latency(&relay);
+    queue(&relay, secs);
     drop(relay);
     large_db(secs);
 }
@@ -615,4 +616,92 @@ fn large_db(secs: f64) {
         b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec()
     });
     report("GET /api/state, 1M msgs, 1 client", &state);
+}
+
+/// A JSON-only `/mcp` request (a waiting call answers with one body).
+fn mcp_json(body: &str, session: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(&mcp_request(body, Some(session))).replace(
+        "Accept: application/json, text/event-stream",
+        "Accept: application/json",
+    );
+    text.into_bytes()
+}
+
+fn tool_call(name: &str, args: &serde_json::Value) -> String {
+    serde_json::json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":name,"arguments":args}})
+        .to_string()
+}
+
+/// The task queue: claim+complete cycles per second with 8 workers (each its own `/mcp`
+/// session) draining a backlog, and enqueue -> woken waiting claim latency.
+fn queue(relay: &Relay, secs: f64) {
+    let init = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"0\"}}}";
+    let session = |addr| {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let mut c = BufReader::new(tcp);
+        let sid = exchange_with_session(&mut c, &mcp_request(init, None)).expect("initialize");
+        (c, sid)
+    };
+    let (mut producer, psid) = session(relay.addr);
+    let backlog = (8000.0 * secs) as usize;
+    for i in 0..backlog {
+        let call = tool_call(
+            "bridge_enqueue",
+            &serde_json::json!({"channel":"bench:q","payload":{"n":i}}),
+        );
+        exchange(&mut producer, &mcp_json(&call, &psid)).expect("enqueue");
+    }
+    let addr = relay.addr;
+    let start = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            thread::spawn(move || {
+                let (mut c, sid) = session(addr);
+                let mut cycles = 0usize;
+                loop {
+                    let call = tool_call("bridge_claim", &serde_json::json!({"channel":"bench:q","consumer":format!("w{w}")}));
+                    let body = exchange(&mut c, &mcp_json(&call, &sid)).expect("claim");
+                    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                    let task = &v["result"]["structuredContent"]["task"];
+                    if task.is_null() {
+                        return cycles;
+                    }
+                    let done = tool_call("bridge_complete", &serde_json::json!({"channel":"bench:q","task_id":task["task_id"],"lease_token":task["lease_token"]}));
+                    exchange(&mut c, &mcp_json(&done, &sid)).expect("complete");
+                    cycles += 1;
+                }
+            })
+        })
+        .collect();
+    let cycles: usize = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "{:<38} {:>9.0} cycles/s   ({cycles} tasks, 8 workers)",
+        "claim+complete over /mcp",
+        cycles as f64 / elapsed
+    );
+    // Enqueue -> a claim waiting on an empty queue wakes with the task.
+    let mut lags = Vec::with_capacity(200);
+    for i in 0..200 {
+        let waiter = thread::spawn(move || {
+            let (mut c, sid) = session(addr);
+            let call = tool_call(
+                "bridge_claim",
+                &serde_json::json!({"channel":"bench:qw","consumer":"w","wait_seconds":10}),
+            );
+            exchange(&mut c, &mcp_json(&call, &sid)).expect("claim");
+            Instant::now()
+        });
+        thread::sleep(Duration::from_millis(5));
+        let call = tool_call(
+            "bridge_enqueue",
+            &serde_json::json!({"channel":"bench:qw","content":format!("t{i}")}),
+        );
+        exchange(&mut producer, &mcp_json(&call, &psid)).expect("enqueue");
+        let enqueued = Instant::now();
+        let woke = waiter.join().expect("waiter");
+        lags.push(woke.saturating_duration_since(enqueued).as_micros() as u64);
+    }
+    report_latencies("enqueue -> woken waiting claim", lags);
 }
