@@ -48,6 +48,8 @@ pub fn route(relay: &Arc<Relay>, config: &Config, events: &Subscribers, req: &Re
         "/api/audit" => Reply::method_not_allowed("GET, HEAD"),
         "/api/wait" if get => handled(wait(relay, req)),
         "/api/wait" => Reply::method_not_allowed("GET, HEAD"),
+        "/api/ready" if get => ready(relay),
+        "/api/ready" => Reply::method_not_allowed("GET, HEAD"),
         "/api/ack" if post => handled(ack(relay, req)),
         "/api/ack" => Reply::method_not_allowed("POST"),
         p if p.starts_with("/api/messages/") => {
@@ -78,13 +80,29 @@ pub fn route(relay: &Arc<Relay>, config: &Config, events: &Subscribers, req: &Re
     }
 }
 
+/// `GET /api/ready`: readiness for authenticated callers: can the database take a write now?
+/// 200 when it can, 503 with the reason when it cannot (locked past the budget, read-only, …).
+fn ready(relay: &Relay) -> Reply {
+    match relay.store.writable() {
+        Ok(()) => Reply::json(
+            200,
+            &json!({"ready": true, "db_writable": true, "uptime_seconds": relay.uptime_seconds()}),
+        ),
+        Err(e) => Reply::json(
+            503,
+            &json!({"ready": false, "db_writable": false, "error": e.to_string()}),
+        )
+        .with_header("Retry-After", "1"),
+    }
+}
+
 fn not_found() -> Reply {
     Reply::error(404, "not found")
 }
 
 /// Turn an operation result into a reply; errors get their status and JSON body, and busy
 /// replies a `Retry-After`.
-fn handled(result: Result<Reply, Error>) -> Reply {
+pub fn handled(result: Result<Reply, Error>) -> Reply {
     match result {
         Ok(r) => r,
         Err(e) => {

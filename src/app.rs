@@ -56,6 +56,7 @@ pub fn run(config: Config) -> Result<(), String> {
         logins,
         hangups,
         busy: Default::default(),
+        metrics: Default::default(),
         config,
         bound,
     });

@@ -14,6 +14,8 @@ pub enum Command {
     Version,
     /// Run the relay with these flags.
     Run(Box<RawArgs>),
+    /// A scripting subcommand (`send`, `receive`, …) for a relay by URL.
+    Script(Box<crate::scripting::Script>),
 }
 
 /// Every flag as given; `None` / empty / `false` when absent.
@@ -68,6 +70,14 @@ impl From<lexopt::Error> for UsageError {
 /// Parse the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
     use lexopt::prelude::*;
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if let Some(word) = args.first().and_then(|a| a.to_str()) {
+        if crate::scripting::COMMANDS.contains(&word) {
+            let word = word.to_owned();
+            let rest = args.split_off(1);
+            return crate::scripting::parse(&word, rest).map(|s| Command::Script(Box::new(s)));
+        }
+    }
     let mut raw = RawArgs::default();
     let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next()? {
@@ -117,7 +127,16 @@ Agents connect over MCP (/mcp, /sse, or --stdio); people use the dashboard; scri
 JSON API. Messages are kept in one SQLite file.
 
 USAGE:
-    claude-bridge [OPTIONS]
+    claude-bridge [OPTIONS]                 run the relay
+    claude-bridge COMMAND [ARGS] [--url URL] [--token TOKEN]
+                                            script a relay (each has --help):
+        send CHANNEL [CONTENT|-]            publish (stdin with -), prints the id
+        receive CHANNEL [--since-id ID]     print messages
+        wait CHANNEL --since-id ID|--consumer NAME [--timeout S]
+                                            block until messages arrive (exit 3: none)
+        tail CHANNEL                        follow a channel live
+        channels                            list channels
+        status                              is the relay up; totals
 
 OPTIONS:
     --host ADDR                  Address to listen on: 127.0.0.1 (default), ::1, localhost, a

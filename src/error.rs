@@ -83,7 +83,10 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
         match e.sqlite_error_code() {
-            Some(DatabaseBusy) | Some(DatabaseLocked) => Error::Busy,
+            Some(DatabaseBusy) | Some(DatabaseLocked) => {
+                crate::metrics::DB_BUSY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Error::Busy
+            }
             _ => Error::Storage(e.to_string()),
         }
     }

@@ -62,6 +62,8 @@ pub struct Ctx {
     pub logins: Arc<crate::login::Logins>,
     /// Long-polls whose client may leave before the answer is ready.
     pub hangups: Arc<crate::hangups::Hangups>,
+    /// Request counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// Requests being answered (on a worker, a stream thread or a deferred thread); shutdown
     /// waits for it to reach zero.
     pub busy: Arc<AtomicUsize>,
@@ -269,6 +271,9 @@ fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
 fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy) {
     let mut body_read = false;
     let reply = guarded(|| pipeline(ctx, &mut rq, &mut body_read));
+    let path = rq.url().split('?').next().unwrap_or_default();
+    ctx.metrics
+        .request(crate::metrics::route_label(path), reply.status);
     let mut reply = finish(ctx, &rq, reply);
     if let Some(stream) = reply.stream.take() {
         start_stream(rq, reply, stream, busy);
@@ -571,7 +576,38 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
                 Reply::method_not_allowed("POST")
             }
         }
+        "/metrics" if get_like(&method) => metrics_reply(ctx),
+        "/metrics" => Reply::method_not_allowed("GET, HEAD"),
         _ => api::route(&ctx.relay, &ctx.config, &ctx.events, &req),
+    }
+}
+
+/// `GET /metrics`: the Prometheus exposition (protected like the API).
+fn metrics_reply(ctx: &Ctx) -> Reply {
+    let (messages, channels) = match ctx.relay.channels() {
+        Ok(c) => (c.values().map(|s| s.count).sum(), c.len() as u64),
+        Err(e) => return api::handled(Err(e)),
+    };
+    let text = ctx.metrics.render(&crate::metrics::Gauges {
+        messages,
+        channels,
+        streams: vec![
+            ("sse", ctx.sse.open_count() as u64),
+            ("mcp_get", ctx.mcp.open_streams() as u64),
+            ("events", ctx.events.total() as u64),
+        ],
+        in_flight: ctx.busy.load(Ordering::SeqCst) as u64,
+        uptime_seconds: ctx.relay.uptime_seconds(),
+    });
+    Reply {
+        status: 200,
+        headers: vec![(
+            "Content-Type",
+            "text/plain; version=0.0.4; charset=utf-8".into(),
+        )],
+        body: text.into_bytes(),
+        stream: None,
+        deferred: None,
     }
 }
 
@@ -749,7 +785,7 @@ fn is_json_media_type(value: &str) -> bool {
 
 /// Paths behind authentication (`http-api.md` §2.5).
 pub fn is_protected(path: &str) -> bool {
-    matches!(path, "/sse" | "/mcp")
+    matches!(path, "/sse" | "/mcp" | "/metrics")
         || ["/api/", "/messages/", "/events/"]
             .iter()
             .any(|p| path.starts_with(p))

@@ -31,6 +31,15 @@
 //!   binds, prints the banner, serves.
 //! - [`http`]: listener (`TCP_NODELAY`, timeouts), worker pool, the request pipeline, security
 //!   headers, body reading within the limit.
+//! - [`client`]: a small blocking HTTP/1.1 client (whole replies and event streams) for
+//!   [`scripting`].
+//! - [`scripting`]: the subcommands `send`, `receive`, `wait`, `tail`, `channels`, `status` that
+//!   script any relay by URL and token; exit 0 done, 1 unreachable or refused, 2 usage, 3 `wait`
+//!   timed out. `cli` hands them the words after the subcommand name.
+//! - [`metrics`]: counters and the Prometheus text of `GET /metrics` (requests by route label
+//!   and status, sends, busy answers; gauges read at scrape time). `/metrics` and the readiness
+//!   check `GET /api/ready` (a write transaction opened and rolled back) need the token like the
+//!   API; `/status` stays public and never touches the database.
 //! - [`hangups`]: one thread that peeks at the sockets of long-polls answered with one body and
 //!   cancels those whose client has gone.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
@@ -160,6 +169,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod dashboard;
@@ -172,9 +182,11 @@ pub mod ids;
 pub mod json;
 pub mod login;
 pub mod mcp;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod relay;
+pub mod scripting;
 pub mod store;
 pub mod transport;
 pub mod validate;

@@ -1,7 +1,7 @@
 //! The `claude-bridge` binary: parse, resolve, run, print one error line and pick the exit code
 //! (0 normal, 1 runtime failure, 2 usage or configuration error).
 
-use claude_bridge::{app, cli, config};
+use claude_bridge::{app, cli, config, scripting};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -15,6 +15,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(cli::Command::Run(raw)) => *raw,
+        Ok(cli::Command::Script(script)) => {
+            return ExitCode::from(scripting::run(*script, &|k| std::env::var(k).ok()));
+        }
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!("Run 'claude-bridge --help' for usage.");

@@ -94,7 +94,12 @@ impl Relay {
     ) -> Result<Option<Claimed>, Error> {
         let deadline = Instant::now() + wait;
         let key = task_key(channel);
-        let _waiting = (!wait.is_zero()).then(|| Waiting::new(&self.claim_waiters, channel));
+        let _waiting = (!wait.is_zero()).then(|| {
+            (
+                Waiting::new(&self.claim_waiters, channel),
+                crate::metrics::Waiting::start(),
+            )
+        });
         loop {
             // The ticket comes before the attempt: an enqueue landing in between still wakes us.
             let ticket = self.hub.ticket();

@@ -169,6 +169,7 @@ impl Relay {
             .insert(&send.channel, &send.sender, &send.content, key)?;
         if !inserted.deduplicated {
             self.hub.publish(&send.channel);
+            crate::metrics::SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if inserted.first_in_channel && self.settings.audit_enabled {
             let detail = format!("first message by {}", send.sender);
@@ -288,6 +289,7 @@ impl Relay {
         cancel: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<(Page, bool), Error> {
         let deadline = Instant::now() + timeout;
+        let _counted = crate::metrics::Waiting::start();
         loop {
             // The ticket is taken before the read: a send landing in between still wakes us.
             let ticket = self.hub.ticket();

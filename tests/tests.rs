@@ -15,5 +15,6 @@ mod login;
 mod malformed;
 mod mcp;
 mod migration;
+mod operate;
 mod policy;
 mod queue;

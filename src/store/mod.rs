@@ -314,6 +314,16 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Whether a write transaction can be opened now (taken and rolled back at once).
+    pub fn writable(&self) -> Result<(), Error> {
+        let mut g = self.lock();
+        let tx = g
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.rollback()?;
+        Ok(())
+    }
+
     /// Move the write-ahead log into the database file and truncate it (at shutdown, so the file
     /// stands alone). Readers in other processes may keep part of it; that is not an error.
     pub fn checkpoint(&self) -> Result<(), Error> {

@@ -46,6 +46,11 @@ impl Sessions {
         })
     }
 
+    /// Open sessions (each holds a stream).
+    pub fn open_count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// End every session's stream (at shutdown): dropping a session's sender ends its stream.
     pub fn close_all(&self) {
         self.lock().clear();

@@ -86,6 +86,11 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Open GET streams.
+    pub fn open_streams(&self) -> usize {
+        self.open_streams.load(Ordering::SeqCst)
+    }
+
     /// Answer one request to `/mcp`.
     pub fn serve(self: &Arc<Self>, relay: &Arc<Relay>, rq: &Request<'_>) -> Reply {
         use tiny_http::Method;

@@ -589,7 +589,15 @@ fn raise_nofile() {
 /// Run the comparison and print the table.
 pub fn run(secs: f64) {
     raise_nofile();
-    let ours = Path::new(env!("CARGO_BIN_EXE_claude-bridge")).to_path_buf();
+    // The static `dist` build when it has been built (what a box runs), else the release one.
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/static-check/x86_64-unknown-linux-gnu/dist/claude-bridge");
+    let ours = if dist.exists() {
+        dist
+    } else {
+        Path::new(env!("CARGO_BIN_EXE_claude-bridge")).to_path_buf()
+    };
+    println!("claude-bridge binary: {}", ours.display());
     let theirs = original();
     let ceiling = super::start_ceiling();
     let hello = super::drive(ceiling, 10, secs, |_, _| post("/hello", "{\"x\":1}"));

@@ -90,6 +90,16 @@ impl Relay {
         Relay::launch(cmd, &all, &[], dir, db)
     }
 
+    /// Start another build of the relay (`program`) with exactly these arguments.
+    pub fn launch_program(
+        program: &Path,
+        args: &[String],
+        dir: Arc<TempDir>,
+        db: PathBuf,
+    ) -> Relay {
+        Relay::launch(Command::new(program), args, &[], dir, db)
+    }
+
     fn launch(
         mut cmd: Command,
         args: &[String],
