@@ -143,3 +143,106 @@ fn check_db(db: &std::path::Path, acked: &[String]) {
     let unique: HashSet<&String> = acked.iter().collect();
     assert_eq!(unique.len(), acked.len());
 }
+
+/// The token never shows: not in the banner, the logs, or any reply, whatever the request.
+#[test]
+fn the_token_never_appears_in_banners_logs_or_replies() {
+    const TOKEN: &str = "TOKEN-do-not-print-8f3a";
+    let r = Relay::start(&["--auth-token", TOKEN, "--audit-log"], &[]);
+    let mut bodies = String::new();
+    let bearer = format!("Bearer {TOKEN}");
+    let wrong = format!("Bearer {TOKEN}x");
+    type Request<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Option<String>);
+    let requests: Vec<Request> = vec![
+        (
+            "GET",
+            "/api/state",
+            vec![("Authorization", wrong.as_str())],
+            None,
+        ),
+        (
+            "GET",
+            "/api/state",
+            vec![("Authorization", bearer.as_str())],
+            None,
+        ),
+        (
+            "POST",
+            "/api/send",
+            vec![
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            Some(format!(r#"{{"channel":"{TOKEN}","sender":"s"}}"#)),
+        ),
+        (
+            "POST",
+            "/api/send",
+            vec![
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            Some("{not json".into()),
+        ),
+        (
+            "POST",
+            "/api/session",
+            vec![("Authorization", bearer.as_str())],
+            None,
+        ),
+        (
+            "GET",
+            "/mcp",
+            vec![("Authorization", bearer.as_str())],
+            None,
+        ),
+        (
+            "POST",
+            "/mcp",
+            vec![
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            Some("[]".into()),
+        ),
+        (
+            "GET",
+            "/metrics",
+            vec![("Authorization", bearer.as_str())],
+            None,
+        ),
+        (
+            "GET",
+            "/nope",
+            vec![("Authorization", bearer.as_str())],
+            None,
+        ),
+        (
+            "GET",
+            "/status",
+            vec![("Authorization", bearer.as_str())],
+            None,
+        ),
+    ];
+    for (method, path, headers, body) in &requests {
+        let resp = r.request(method, path, headers, body.as_deref().map(str::as_bytes));
+        bodies.push_str(&resp.text());
+        for (k, v) in &resp.headers {
+            bodies.push_str(&format!("{k}: {v}\n"));
+        }
+    }
+    let audit = r.get_with("/api/audit", &[("Authorization", bearer.as_str())]);
+    assert_eq!(audit.status, 200);
+    bodies.push_str(&audit.text());
+    for (what, text) in [
+        ("banner", r.banner()),
+        ("stderr", r.stderr()),
+        ("replies", bodies),
+    ] {
+        assert!(
+            !text.contains(TOKEN),
+            "the token leaked into the {what}: {text}"
+        );
+    }
+}

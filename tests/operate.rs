@@ -200,6 +200,7 @@ fn subcommands_report_an_unreachable_relay_and_a_rejected_token() {
         ],
         &["channels", "--url", "http://127.0.0.1:1"],
         &["status", "--url", "http://127.0.0.1:1"],
+        &["tail", "c", "--url", "http://127.0.0.1:1"],
     ] {
         let o = cli(args, &[], "");
         assert_eq!(o.status.code(), Some(1), "{args:?}");
