@@ -681,7 +681,9 @@ fn queue(relay: &Relay, secs: f64) {
         "claim+complete over /mcp",
         cycles as f64 / elapsed
     );
-    // Enqueue -> a claim waiting on an empty queue wakes with the task.
+    // Enqueue -> a claim waiting on an empty queue wakes with the task (a fresh producer
+    // connection: the first may have idled past the relay's read timeout meanwhile).
+    let (mut producer, psid) = session(relay.addr);
     let mut lags = Vec::with_capacity(200);
     for i in 0..200 {
         let waiter = thread::spawn(move || {
