@@ -638,7 +638,12 @@ pub fn run(secs: f64) {
                 } else {
                     tv / ours_v
                 };
-                (fmt(tv), format!("{r:.1}× better"))
+                let verdict = if r >= 1.0 {
+                    format!("{r:.1}× better")
+                } else {
+                    format!("{:.1}× worse", 1.0 / r)
+                };
+                (fmt(tv), verdict)
             }
             None => ("—".into(), String::new()),
         };
