@@ -212,14 +212,31 @@ fn subcommands_report_an_unreachable_relay_and_a_rejected_token() {
     }
     let r = Relay::start(&["--auth-token", "s3cret-token"], &[]);
     let url = format!("http://{}", r.addr);
-    let wrong = cli(
-        &["send", "c", "x", "--url", &url, "--token", "nope"],
-        &[],
-        "",
-    );
-    assert_eq!(wrong.status.code(), Some(1));
-    assert!(err(&wrong).contains("refused the token"), "{}", err(&wrong));
-    assert!(!err(&wrong).contains("nope"), "the token is never printed");
+    for args in [
+        &["send", "c", "x"][..],
+        &["receive", "c"],
+        &["wait", "c", "--since-id", "x", "--timeout", "1"],
+        &["tail", "c"],
+        &["channels"],
+        &["status"],
+    ] {
+        let all = [
+            args,
+            &["--url", url.as_str(), "--token", "nope-token-value"][..],
+        ]
+        .concat();
+        let wrong = cli(&all, &[], "");
+        assert_eq!(wrong.status.code(), Some(1), "{args:?}");
+        assert!(
+            err(&wrong).contains("refused the token"),
+            "{args:?}: {}",
+            err(&wrong)
+        );
+        assert!(
+            !err(&wrong).contains("nope-token-value"),
+            "the token is never printed"
+        );
+    }
     let missing = cli(&["channels", "--url", &url], &[], "");
     assert_eq!(missing.status.code(), Some(1));
     assert!(err(&missing).contains("needs a token"), "{}", err(&missing));
