@@ -18,6 +18,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../static/style.css"),
     ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/app.js"),
+    ),
 ];
 
 /// The content type and bytes of a dashboard file, if `path` names one.

@@ -50,7 +50,13 @@
 //! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch, `initialize` negotiation, the
 //!   tool table with schema-driven argument checks, the tools and their text renderings, and
 //!   the conformance-suite fixture tools (only with `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`).
-//! - [`dashboard`]: `static/` embedded with `include_bytes!`.
+//! - [`dashboard`]: `static/` (`index.html`, `style.css`, `app.js`: plain HTML/CSS/JS, no build
+//!   step) embedded with `include_bytes!`. The page lists channels from `/api/state` (every 5 s
+//!   and after live messages), follows the selected channel over `/events/channel/…` with
+//!   `EventSource` (cookie auth, automatic reconnect with `Last-Event-ID`), inspects
+//!   `/api/messages/{id}`, sends and clears through the JSON API, and signs in by trading the
+//!   token for the session cookie (never storing it). The CSP allows only `'self'` for scripts
+//!   and styles (no inline code; colours are set through the CSSOM).
 //! - [`events`]: live channel event streams (`/events/channel/…`): subscriber caps, replay from
 //!   `Last-Event-ID`, tailing the event outbox.
 //! - [`login`]: dashboard login sessions (`/api/session`): the token traded for an HttpOnly

@@ -564,3 +564,28 @@ pub fn spawn_stdio(db: &str) -> Child {
         .spawn()
         .expect("start claude-bridge --stdio")
 }
+
+/// npm `playwright-core` (pinned), installed under `target/test-tools/browser` on first use, and
+/// Debian's Chromium at `/usr/bin/chromium` (installed by `.ci/run`). Returns the package's
+/// directory.
+pub fn playwright() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is missing: apt-get install chromium (.ci/run does)"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/browser");
+    let pkg = dir.join("node_modules/playwright-core");
+    if !pkg.join("package.json").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("playwright-core@1.65.1")
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "npm install playwright-core failed (npm needed)");
+    }
+    pkg
+}

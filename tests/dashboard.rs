@@ -1,0 +1,77 @@
+//! The web dashboard in real headless Chromium (Debian's package, driven by npm
+//! `playwright-core`): `tests/clients/dashboard.mjs` loads the page from the real binary, watches
+//! a message arrive live, sends JSON from the composer and reads it pretty-printed in the
+//! inspector, clears a channel behind a confirmation, signs in with a token (a wrong one is
+//! refused), and checks the phone-width layout. Screenshots go to `target/test-artifacts/`.
+
+use crate::support::{playwright, Relay};
+use std::path::Path;
+use std::process::Command;
+
+fn drive(r: &Relay, token: Option<&str>) -> serde_json::Value {
+    let pw = playwright();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join(match token {
+        Some(_) => "target/test-artifacts/with-token",
+        None => "target/test-artifacts",
+    });
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/dashboard.mjs");
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .arg(&pw)
+        .arg(format!("http://{}", r.addr))
+        .arg(&artifacts);
+    if let Some(t) = token {
+        cmd.arg(t);
+    }
+    let out = cmd.output().expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|_| {
+        panic!(
+            "browser script: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        v["ok"],
+        true,
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
+}
+
+#[test]
+fn the_dashboard_works_in_a_real_browser() {
+    let r = Relay::start(&[], &[]);
+    let v = drive(&r, None);
+    assert!(v["live_ms"].as_u64().unwrap() < 1000);
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-artifacts/dashboard-phone.png")
+        .exists());
+}
+
+#[test]
+fn the_dashboard_signs_in_with_the_token_and_refuses_a_wrong_one() {
+    let r = Relay::start(&["--auth-token", "dash-secret-token"], &[]);
+    drive(&r, Some("dash-secret-token"));
+}
+
+#[test]
+fn no_dashboard_serves_no_page_but_the_api_stays() {
+    let r = Relay::start(&["--no-dashboard"], &[]);
+    assert_eq!(r.get("/").status, 404);
+    assert_eq!(r.get("/app.js").status, 404);
+    assert_eq!(r.get("/api/state").status, 200);
+    let on = Relay::start(&[], &[]);
+    let page = on.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("/app.js"));
+    assert_eq!(on.get("/app.js").status, 200);
+    let csp = page.header("Content-Security-Policy").unwrap().to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+}
