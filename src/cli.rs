@@ -16,6 +16,15 @@ pub enum Command {
     Run(Box<RawArgs>),
     /// A scripting subcommand (`send`, `receive`, …) for a relay by URL.
     Script(Box<crate::scripting::Script>),
+    /// `claude-bridge tui [--url URL] [--sender NAME] [--token T]`.
+    Tui {
+        /// `--url`.
+        url: Option<String>,
+        /// `--sender`.
+        sender: Option<String>,
+        /// `--token`.
+        token: Option<String>,
+    },
 }
 
 /// Every flag as given; `None` / empty / `false` when absent.
@@ -72,6 +81,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     use lexopt::prelude::*;
     let mut args: Vec<OsString> = args.into_iter().collect();
     if let Some(word) = args.first().and_then(|a| a.to_str()) {
+        if word == "tui" {
+            return parse_tui(args.split_off(1));
+        }
         if crate::scripting::COMMANDS.contains(&word) {
             let word = word.to_owned();
             let rest = args.split_off(1);
@@ -114,6 +126,23 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     Ok(Command::Run(Box::new(raw)))
 }
 
+/// The `tui` subcommand's flags.
+fn parse_tui(args: Vec<OsString>) -> Result<Command, UsageError> {
+    use lexopt::prelude::*;
+    let (mut url, mut sender, mut token) = (None, None, None);
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("url") => url = Some(string(&mut p, "--url")?),
+            Long("sender") => sender = Some(string(&mut p, "--sender")?),
+            Long("token") => token = Some(string(&mut p, "--token")?),
+            other => return Err(UsageError(format!("tui: {}", other.unexpected()))),
+        }
+    }
+    Ok(Command::Tui { url, sender, token })
+}
+
 fn string(p: &mut lexopt::Parser, flag: &str) -> Result<String, UsageError> {
     p.value()?
         .into_string()
@@ -137,6 +166,8 @@ USAGE:
         tail CHANNEL                        follow a channel live
         channels                            list channels
         status                              is the relay up; totals
+    claude-bridge tui [--url URL] [--sender NAME] [--token TOKEN]
+                                            terminal UI (builds with --features tui)
 
 OPTIONS:
     --host ADDR                  Address to listen on: 127.0.0.1 (default), ::1, localhost, a

@@ -40,6 +40,11 @@
 //!   and status, sends, busy answers; gauges read at scrape time). `/metrics` and the readiness
 //!   check `GET /api/ready` (a write transaction opened and rolled back) need the token like the
 //!   API; `/status` stays public and never touches the database.
+//! - `tui` (cargo feature `tui`): `claude-bridge tui`, a ratatui + crossterm terminal UI on
+//!   [`client`]: `state` is the screen as pure data with a reducer (unit-tested), `net` polls
+//!   `/api/state` and follows the selected channel's event stream on its own threads, `ui`
+//!   draws. The terminal is restored on every exit path, panics included. Without the feature,
+//!   `claude-bridge tui` exits 2 with one line saying how to get it.
 //! - [`hangups`]: one thread that peeks at the sockets of long-polls answered with one body and
 //!   cancels those whose client has gone.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
@@ -195,5 +200,7 @@ pub mod relay;
 pub mod scripting;
 pub mod store;
 pub mod transport;
+#[cfg(feature = "tui")]
+pub mod tui;
 pub mod validate;
 pub mod wire;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Ok(cli::Command::Script(script)) => {
             return ExitCode::from(scripting::run(*script, &|k| std::env::var(k).ok()));
         }
+        Ok(cli::Command::Tui { url, sender, token }) => return tui(url, sender, token),
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!("Run 'claude-bridge --help' for usage.");
@@ -41,4 +42,34 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `claude-bridge tui`: the terminal UI when built with the `tui` feature.
+#[cfg(feature = "tui")]
+fn tui(url: Option<String>, sender: Option<String>, token: Option<String>) -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok();
+    let url = url
+        .or_else(|| env("CLAUDE_BRIDGE_URL"))
+        .unwrap_or_else(|| scripting::DEFAULT_URL.into());
+    let token = token
+        .or_else(|| env("CLAUDE_BRIDGE_AUTH_TOKEN"))
+        .filter(|t| !t.trim().is_empty());
+    let sender = sender.unwrap_or_else(|| "tui".into());
+    match claude_bridge::tui::run(&url, &sender, token) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `claude-bridge tui` in a build without the `tui` feature.
+#[cfg(not(feature = "tui"))]
+fn tui(_: Option<String>, _: Option<String>, _: Option<String>) -> ExitCode {
+    eprintln!(
+        "error: this claude-bridge was built without the terminal UI; \
+         install it with: cargo install --path . --features tui"
+    );
+    ExitCode::from(2)
 }

@@ -19,3 +19,5 @@ mod migration;
 mod operate;
 mod policy;
 mod queue;
+#[cfg(feature = "tui")]
+mod tui;
