@@ -171,15 +171,8 @@ fn ack_errors() {
 
 #[test]
 fn a_consumer_resumes_at_message_11_after_a_sigkill() {
-    let dir = Arc::new(TempDir::new());
-    let db = dir.path().join("bridge.db");
-    let args = vec![
-        "--port".to_string(),
-        "0".into(),
-        "--db".into(),
-        db.display().to_string(),
-    ];
-    let r = Relay::start_raw(&args, &[], Arc::clone(&dir), db.clone());
+    let place = crate::support::Restartable::new();
+    let r = place.start();
     let ids: Vec<String> = (1..=20)
         .map(|i| {
             r.say("jobs:in", "producer", &format!("message {i}"))["id"]
@@ -199,7 +192,7 @@ fn a_consumer_resumes_at_message_11_after_a_sigkill() {
         );
     }
     drop(r); // SIGKILL (Child::kill) and wait
-    let r = Relay::start_raw(&args, &[], Arc::clone(&dir), db);
+    let r = place.start();
     let page = r
         .get("/api/messages?channel=jobs:in&consumer_id=worker&limit=500")
         .json();

@@ -1,7 +1,7 @@
 //! The fault suite: the relay killed under load, and storage that fails. Nothing acknowledged is
 //! lost or duplicated, and the database stays sound.
 
-use crate::support::{Relay, TempDir};
+use crate::support::Relay;
 use std::collections::HashSet;
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -47,15 +47,9 @@ fn sigkill_under_load_loses_and_duplicates_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let dir = Arc::new(TempDir::new());
-    let db = dir.path().join("bridge.db");
-    let args = vec![
-        "--port".to_string(),
-        "0".into(),
-        "--db".into(),
-        db.display().to_string(),
-    ];
-    let mut relay = Relay::start_raw(&args, &[], Arc::clone(&dir), db.clone());
+    let place = crate::support::Restartable::new();
+    let db = &place.db;
+    let mut relay = place.start();
     let addr = Arc::new(Mutex::new(relay.addr));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -83,9 +77,9 @@ fn sigkill_under_load_loses_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(300 + 97 * (round as u64 % 5)));
         drop(relay); // SIGKILL, then wait for the process
         let acked_now: Vec<String> = acked.lock().unwrap().clone();
-        check_db(&db, &acked_now);
+        check_db(db, &acked_now);
         total_checked = acked_now.len();
-        relay = Relay::start_raw(&args, &[], Arc::clone(&dir), db.clone());
+        relay = place.start();
         *addr.lock().unwrap() = relay.addr;
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -95,7 +89,7 @@ fn sigkill_under_load_loses_and_duplicates_nothing() {
     }
     drop(relay);
     let acked_now: Vec<String> = acked.lock().unwrap().clone();
-    check_db(&db, &acked_now);
+    check_db(db, &acked_now);
     assert!(
         total_checked > 100 * kills,
         "too little load to mean anything: {total_checked} sends over {kills} kills"

@@ -425,15 +425,13 @@ fn the_static_dist_binary_is_self_contained_small_and_runs() {
         format!("claude-bridge {}", env!("CARGO_PKG_VERSION"))
     );
     // It serves: start it like the test relays and ask /status.
-    let dir = std::sync::Arc::new(crate::support::TempDir::new());
-    let db = dir.path().join("static.db");
-    let args = vec![
-        "--port".to_string(),
-        "0".into(),
-        "--db".into(),
-        db.display().to_string(),
-    ];
-    let r = Relay::launch_program(&bin, &args, dir, db);
+    let place = crate::support::Restartable::new();
+    let r = Relay::launch_program(
+        &bin,
+        &place.args,
+        std::sync::Arc::clone(&place.dir),
+        place.db.clone(),
+    );
     assert_eq!(r.get("/status").status, 200);
     r.say("static:check", "s", "works");
 }

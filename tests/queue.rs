@@ -1,7 +1,7 @@
 //! The task queue (`mcp.md` §4.9–4.13, §5) over `/mcp` and `--stdio`: exactly-one-worker
 //! claims, leases and fencing, retries and dead letters, waits, restarts.
 
-use crate::support::{spawn_stdio, Relay, TempDir};
+use crate::support::{spawn_stdio, Relay};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -636,15 +636,9 @@ fn idempotent_enqueue_and_every_error_case() {
 
 #[test]
 fn a_waiting_claim_is_woken_by_an_enqueue_here_or_in_another_process_and_survives_sigkill() {
-    let dir = Arc::new(TempDir::new());
-    let db = dir.path().join("bridge.db");
-    let args = vec![
-        "--port".to_string(),
-        "0".into(),
-        "--db".into(),
-        db.display().to_string(),
-    ];
-    let r = Relay::start_raw(&args, &[], Arc::clone(&dir), db.clone());
+    let place = crate::support::Restartable::new();
+    let db = &place.db;
+    let r = place.start();
     // Same process.
     let waiter = {
         let addr = r.addr;
@@ -710,7 +704,7 @@ fn a_waiting_claim_is_woken_by_an_enqueue_here_or_in_another_process_and_survive
     let before = m.ok("bridge_tasks", json!({"channel":"q:keep"}));
     drop(m);
     drop(r); // SIGKILL
-    let r = Relay::start_raw(&args, &[], Arc::clone(&dir), db);
+    let r = place.start();
     let mut m = Mcp::open(&r);
     let after = m.ok("bridge_tasks", json!({"channel":"q:keep"}));
     assert_eq!(before, after);

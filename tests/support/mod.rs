@@ -44,6 +44,33 @@ impl Drop for TempDir {
     }
 }
 
+/// A database that outlives relay restarts: its folder, its path, and the arguments that start
+/// a relay on it (`--port 0 --db PATH`).
+pub struct Restartable {
+    pub dir: Arc<TempDir>,
+    pub db: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl Restartable {
+    pub fn new() -> Restartable {
+        let dir = Arc::new(TempDir::new());
+        let db = dir.path().join("bridge.db");
+        let args = vec![
+            "--port".to_string(),
+            "0".into(),
+            "--db".into(),
+            db.display().to_string(),
+        ];
+        Restartable { dir, db, args }
+    }
+
+    /// Start (or restart) a relay on this database.
+    pub fn start(&self) -> Relay {
+        Relay::start_raw(&self.args, &[], Arc::clone(&self.dir), self.db.clone())
+    }
+}
+
 /// A running relay; killed on drop.
 pub struct Relay {
     pub child: Child,
