@@ -126,39 +126,38 @@ fn the_tui_shows_live_messages_sends_from_the_keyboard_and_quits_cleanly() {
 fn the_tui_says_when_the_relay_is_unreachable_or_refuses_the_token() {
     let r = Relay::start(&["--auth-token", "tui-token"], &[]);
     let tmux = Tmux(format!("cb-tui-x-{}-{}", std::process::id(), r.addr.port()));
-    let gone = format!("{BIN} tui --url http://127.0.0.1:1; sleep 60");
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "140",
-        "-y",
-        "20",
-        "-s",
-        "t",
-        &gone,
-    ]);
-    tmux.wait_for("offline: cannot reach the relay at http://127.0.0.1:1");
-    tmux.run(&["kill-session", "-t", "t"]);
-    let wrong = format!("{BIN} tui --url http://{} --token nope; sleep 60", r.addr);
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "140",
-        "-y",
-        "20",
-        "-s",
-        "t",
-        &wrong,
-    ]);
-    tmux.wait_for("token refused or missing");
-    tmux.run(&["kill-session", "-t", "t"]);
-    // The environment's token works.
-    let ok = format!(
-        "CLAUDE_BRIDGE_AUTH_TOKEN=tui-token {BIN} tui --url http://{}; sleep 60",
-        r.addr
-    );
-    tmux.run(&["new-session", "-d", "-x", "140", "-y", "20", "-s", "t", &ok]);
-    tmux.wait_for("online");
+    let cases = [
+        (
+            format!("{BIN} tui --url http://127.0.0.1:1"),
+            "offline: cannot reach the relay at http://127.0.0.1:1",
+        ),
+        (
+            format!("{BIN} tui --url http://{} --token nope", r.addr),
+            "token refused or missing",
+        ),
+        // The environment's token works.
+        (
+            format!(
+                "CLAUDE_BRIDGE_AUTH_TOKEN=tui-token {BIN} tui --url http://{}",
+                r.addr
+            ),
+            "online",
+        ),
+    ];
+    for (cmd, shown) in cases {
+        let cmd = format!("{cmd}; sleep 60");
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "140",
+            "-y",
+            "20",
+            "-s",
+            "t",
+            &cmd,
+        ]);
+        tmux.wait_for(shown);
+        tmux.run(&["kill-session", "-t", "t"]);
+    }
 }
