@@ -240,3 +240,85 @@ fn the_token_never_appears_in_banners_logs_or_replies() {
         );
     }
 }
+
+/// A full disk (a 2 MB tmpfs, where this machine lets the test mount one): sends fail with a
+/// clear 503 and nothing else breaks; reads go on; the database stays sound; once there is
+/// space again, sends work without a restart.
+#[test]
+fn a_full_disk_fails_sends_cleanly_keeps_reads_and_recovers() {
+    let dir = crate::support::TempDir::new();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): skipping the full-disk test");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let db = mnt.join("bridge.db");
+    let mut r = Relay::start(&["--db", db.to_str().unwrap()], &[]);
+    let big = "x".repeat(60_000);
+    let mut stored = 0;
+    let mut refused = None;
+    for i in 0..200 {
+        let s = r.post(
+            "/api/send",
+            &serde_json::json!({"channel":"disk","sender":"s","content":format!("{i}{big}")}),
+        );
+        match s.status {
+            200 => stored += 1,
+            other => {
+                refused = Some((other, s.json()));
+                break;
+            }
+        }
+    }
+    let (status, body) = refused.expect("the disk never filled up");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unavailable"),
+        "{body}"
+    );
+    assert!(stored > 5);
+    assert!(r.alive());
+    // Reads keep working.
+    let page = r.get("/api/messages?channel=disk&limit=500");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.json()["messages"].as_array().unwrap().len(), stored);
+    assert_eq!(r.get("/api/state").status, 200);
+    assert_eq!(r.get("/status").status, 200);
+    // Space returns: sends work again, and nothing was lost or corrupted.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=16m"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(grown);
+    let again = r.post(
+        "/api/send",
+        &serde_json::json!({"channel":"disk","sender":"s","content":"after"}),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM messages", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(n as usize, stored + 1);
+}
