@@ -44,7 +44,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// is committed only as it is touched).
 const WORKER_STACK: usize = 2 * 1024 * 1024;
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
 font-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 frame-ancestors 'none'; form-action 'self'";
 

@@ -60,8 +60,8 @@
 //!   and after live messages), follows the selected channel over `/events/channel/…` with
 //!   `EventSource` (cookie auth, automatic reconnect with `Last-Event-ID`), inspects
 //!   `/api/messages/{id}`, sends and clears through the JSON API, and signs in by trading the
-//!   token for the session cookie (never storing it). The CSP allows only `'self'` for scripts
-//!   and styles (no inline code; colours are set through the CSSOM).
+//!   token for the session cookie (never storing it). The page has no inline code or style
+//!   attributes (colours go through the CSSOM), so it needs nothing beyond the contract's CSP.
 //! - [`events`]: live channel event streams (`/events/channel/…`): subscriber caps, replay from
 //!   `Last-Event-ID`, tailing the event outbox.
 //! - [`login`]: dashboard login sessions (`/api/session`): the token traded for an HttpOnly

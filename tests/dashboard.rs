@@ -69,9 +69,22 @@ fn no_dashboard_serves_no_page_but_the_api_stays() {
     assert_eq!(page.status, 200);
     assert!(page.text().contains("/app.js"));
     assert_eq!(on.get("/app.js").status, 200);
+    // The contract's CSP (http-api.md 2.4); the page needs none of its inline allowance.
     let csp = page.header("Content-Security-Policy").unwrap().to_owned();
     assert!(
-        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        csp.starts_with("default-src 'self'; script-src 'self';"),
         "{csp}"
     );
+    let html = page.text();
+    assert!(!html.contains("style=") && !html.contains("<style"));
+    for handler in [
+        " onclick=",
+        " onload=",
+        " onsubmit=",
+        " oninput=",
+        " onkeydown=",
+    ] {
+        assert!(!html.contains(handler), "{handler}");
+    }
+    assert!(html.matches("<script").count() == html.matches("<script src=").count());
 }

@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod concurrency;
 mod conformance;
+mod corpus;
 mod dashboard;
 mod delivery;
 mod events;
