@@ -228,11 +228,25 @@ impl Store {
         lease_seconds: i64,
     ) -> Result<Option<Claimed>, Error> {
         let mut g = self.lock();
+        let micros = clock::now_micros();
+        let now = clock::format_micros(micros);
+        // A read first: waiting claims re-check on every commit the db watcher sees, and a
+        // write transaction for each of those would take the write lock for nothing.
+        let claimable: bool = g
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY idx_tasks_ready \
+                 WHERE channel = ?1 AND status = 'pending' AND available_at <= ?2) \
+                 OR EXISTS (SELECT 1 FROM tasks INDEXED BY idx_tasks_lease \
+                 WHERE status = 'claimed' AND lease_expires_at <= ?2 AND channel = ?1)",
+            )?
+            .query_row(params![channel, now], |r| r.get(0))?;
+        if !claimable {
+            return Ok(None);
+        }
         let tx = g
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let micros = clock::now_micros();
-        let now = clock::format_micros(micros);
         expire_leases(&tx, Some(channel), &now, i64::MAX)?;
         // Two index walks instead of one sort of the whole backlog: the highest priority that
         // has a due task (idx_tasks_ready is ordered by priority), then that priority's oldest
