@@ -14,11 +14,10 @@ pub fn run(config: Config) -> Result<(), String> {
     if config.stdio {
         return run_stdio(&config);
     }
-    if config.tls.is_some() {
-        return Err(
-            "TLS is not available in this build yet; terminate TLS in a reverse proxy".into(),
-        );
-    }
+    let tls = match &config.tls {
+        Some(tls) => Some(tls_files(tls)?),
+        None => None,
+    };
     let relay = open_relay(&config)?;
     let db_abs = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
     let listener = http::bind(config.listen, config.port)
@@ -26,6 +25,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let server = http::server(listener, tls)?;
     let banner = crate::config::banner(&config, bound.port(), &db_abs);
     let sse = crate::transport::sse::Sessions::new(
         config.limits.max_mcp_streams,
@@ -65,13 +65,35 @@ pub fn run(config: Config) -> Result<(), String> {
     let _ = writeln!(out, "{banner}");
     let _ = out.flush();
     drop(out);
-    match http::serve(ctx, listener) {
+    match http::serve(ctx, server) {
         Stop::Signal => Ok(()),
         Stop::Fatal(msg) => Err(msg),
     }
 }
 
-fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
+/// The certificate chain and key, read before the db is opened or anything bound (exit 1
+/// names the file).
+fn tls_files(tls: &crate::config::Tls) -> Result<tiny_http::SslConfig, String> {
+    if !cfg!(feature = "tls") {
+        return Err(
+            "this build has no TLS support: rebuild with `--features tls`, or put the \
+                    relay behind a TLS-terminating proxy"
+                .into(),
+        );
+    }
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+    };
+    Ok(tiny_http::SslConfig {
+        certificate: read("--tls-cert", &tls.cert)?,
+        private_key: read("--tls-key", &tls.key)?,
+    })
+}
+
+/// Open the store of `config` and start what runs beside the requests: the watcher that wakes
+/// this process on other processes' commits, and the housekeeping sweep. Used by both
+/// transports (and by the fuzz targets in `tests/fuzz`).
+pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
     let (store, warnings) =
         Store::open(&config.db_path, config.limits.synchronous_full).map_err(|e| e.to_string())?;
     for w in warnings {

@@ -102,9 +102,19 @@ pub enum Stop {
     Fatal(String),
 }
 
-/// Serve requests on `listener` with a pool of workers until a signal arrives or the listener
-/// fails. Returns why it stopped.
-pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
+/// The HTTP server on `listener`, serving HTTPS when `tls` is given (a build without the `tls`
+/// feature refuses it). Accepts nothing until [`serve`] runs.
+pub fn server(listener: TcpListener, tls: Option<tiny_http::SslConfig>) -> Result<Server, String> {
+    let tls_given = tls.is_some();
+    Server::from_listener(listener, tls).map_err(|e| match tls_given {
+        true => format!("cannot serve TLS: {e}"),
+        false => format!("cannot start the HTTP server: {e}"),
+    })
+}
+
+/// Serve requests with a pool of workers until a signal arrives or the listener fails.
+/// Returns why it stopped.
+pub fn serve(ctx: Arc<Ctx>, server: Server) -> Stop {
     // Everything that needs a file descriptor is set up before the first connection is accepted,
     // so a connection flood cannot starve start-up (accept() itself survives EMFILE).
     let (tx, rx) = mpsc::channel::<Stop>();
@@ -122,10 +132,7 @@ pub fn serve(ctx: Arc<Ctx>, listener: TcpListener) -> Stop {
         }
         Err(e) => return Stop::Fatal(format!("cannot install signal handlers: {e}")),
     }
-    let server = match Server::from_listener(listener, None) {
-        Ok(s) => Arc::new(s),
-        Err(e) => return Stop::Fatal(format!("cannot start the HTTP server: {e}")),
-    };
+    let server = Arc::new(server);
     server.limit_connections(ctx.config.limits.max_connections, connection_refusal());
     let drain = match drain_pool() {
         Ok(d) => d,

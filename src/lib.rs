@@ -45,7 +45,7 @@
 //!   `/api/state` and follows the selected channel's event stream on its own threads, `ui`
 //!   draws. The terminal is restored on every exit path, panics included. Without the feature,
 //!   `claude-bridge tui` exits 2 with one line saying how to get it.
-//! - [`hangups`]: one thread that peeks at the sockets of long-polls answered with one body and
+//! - [`hangups`]: one thread that polls the sockets of long-polls answered with one body and
 //!   cancels those whose client has gone.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
 //! - [`api`]: the routing table and the JSON API handlers.
@@ -125,8 +125,9 @@
 //!   query), and by its own deadline: the next delayed task coming due or lease lapsing.
 //!   Lease expiry is lazy (at each claim of the channel and in the housekeeping sweep). A streamed `/mcp` wait writes
 //!   keep-alive comments and is cancelled when a write fails (the client left); a wait answered
-//!   with one body (`/api/wait`, JSON-only `/mcp`) is watched by `hangups`, which peeks at its
-//!   socket every 200 ms and cancels it when the client has closed or reset the connection.
+//!   with one body (`/api/wait`, JSON-only `/mcp`) is watched by `hangups`, which polls its
+//!   socket every 200 ms and cancels it when the client has closed or reset the connection
+//!   (TLS included: the hang-up is seen behind an unread `close_notify`).
 //! - Live channel events are not queued in memory: each subscriber thread tails the event outbox
 //!   (`bridge_events`) by `event_seq`, so events from every process arrive in commit order and a
 //!   reconnect with `Last-Event-ID` replays from the messages table. A subscriber that finds more
@@ -162,7 +163,16 @@
 //!   with `Retry-After: 1` and is closed, without a thread of its own.
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
 //!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
-//! - tiny_http 0.12.0 is used with eight patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - HTTPS (`--tls-cert`/`--tls-key`) is served by the relay itself in a build with the `tls`
+//!   feature (rustls 0.23 + aws-lc-rs through the vendored tiny_http's `ssl-rustls`, made full
+//!   duplex there: a read never holds the TLS lock while it waits on the socket, so streams and
+//!   keep-alive long-polls behave as over plain HTTP). Certificate and key are read and checked
+//!   before the db is opened (exit 1 naming the file). The TLS handshake shares the 10 s head
+//!   timeout, counted from the accept. A build without the feature exits 1 on the flags and says
+//!   how to get it. Not default: it adds a C crypto library to the build and the binary.
+//!   Connections over the connection cap are refused in clear text (the 503 is not readable by a
+//!   TLS client; it sees the connection close).
+//! - tiny_http 0.12.0 is used with nine patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE

@@ -26,7 +26,7 @@ const TOOLS: [&str; 13] = [
 ];
 
 /// Check one SDK session's output (`tests/clients/mcp_check.py`) field by field.
-fn check_session(out: &Value) {
+pub(crate) fn check_session(out: &Value) {
     assert_eq!(out["protocol_version"], "2025-11-25");
     assert_eq!(out["server_info"]["name"], "claude-bridge");
     assert_eq!(out["server_info"]["version"], env!("CARGO_PKG_VERSION"));

@@ -20,5 +20,7 @@ mod migration;
 mod operate;
 mod policy;
 mod queue;
+#[cfg(feature = "tls")]
+mod tls;
 #[cfg(feature = "tui")]
 mod tui;

@@ -479,12 +479,18 @@ pub fn mcp_python() -> PathBuf {
 /// Run a Python client script from `tests/clients/` with the MCP SDK venv; returns its stdout
 /// parsed as JSON (panics with its stderr otherwise).
 pub fn run_client(script: &str, args: &[&str]) -> Value {
+    run_client_with(script, args, &[])
+}
+
+/// [`run_client`] with extra environment variables.
+pub fn run_client_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
     let mut child = Command::new(mcp_python())
         .arg(&path)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

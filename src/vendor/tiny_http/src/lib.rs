@@ -406,7 +406,9 @@ impl Server {
                         tasks_pool.spawn(Box::new(move || {
                             if let Some((client, _open)) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
+                                // claude-bridge patch: not with rustls, whose stream
+                                // reads and writes at once (src/ssl/rustls.rs)
+                                if client.secure() && cfg!(feature = "ssl-openssl") {
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());

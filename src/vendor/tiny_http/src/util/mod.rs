@@ -1,5 +1,5 @@
 pub use self::custom_stream::CustomStream;
-pub use self::head_clock::HeadClock;
+pub use self::head_clock::{HeadClock, HEAD_TIMEOUT};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;

@@ -135,11 +135,14 @@ impl RefinedTcpStream {
         self.stream.peer_addr()
     }
 
-    /// claude-bridge patch: a shared handle on a plain (not TLS) connection's socket.
+    /// claude-bridge patch: a shared handle on the connection's socket (under TLS with
+    /// rustls, the socket beneath it).
     pub(crate) fn connection(&self) -> Option<Arc<Connection>> {
         match &self.stream {
             Stream::Http(c) => Some(Arc::clone(c)),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            #[cfg(feature = "ssl-rustls")]
+            Stream::Https(s) => Some(s.connection()),
+            #[cfg(feature = "ssl-openssl")]
             Stream::Https(_) => None,
         }
     }
@@ -150,7 +153,7 @@ impl Drop for RefinedTcpStream {
         // claude-bridge patch: no shutdown(Read) when the read half goes. It tells the peer
         // nothing, and on the socket the write half still shares it would make a peek (the
         // only way to see that a client left while its answer is prepared) read end of stream.
-        if self.close_read && self.stream.secure() {
+        if self.close_read && self.stream.secure() && cfg!(feature = "ssl-openssl") {
             self.stream.shutdown(Shutdown::Read).ok();
         }
 
@@ -167,18 +170,16 @@ impl RefinedTcpStream {
     }
 
     fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> IoResult<()> {
-        match &self.stream {
-            Stream::Http(c) => c.set_read_timeout(timeout),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(_) => Ok(()),
+        match self.connection() {
+            Some(c) => c.set_read_timeout(timeout),
+            None => Ok(()),
         }
     }
 
     fn read_timeout(&self) -> IoResult<Option<std::time::Duration>> {
-        match &self.stream {
-            Stream::Http(c) => c.read_timeout(),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(_) => Ok(None),
+        match self.connection() {
+            Some(c) => c.read_timeout(),
+            None => Ok(None),
         }
     }
 }
