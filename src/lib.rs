@@ -172,7 +172,7 @@
 //!   how to get it. Not default: it adds a C crypto library to the build and the binary.
 //!   Connections over the connection cap are refused in clear text (the 503 is not readable by a
 //!   TLS client; it sees the connection close).
-//! - tiny_http 0.12.0 is used with nine patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with eleven patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE

@@ -358,3 +358,41 @@ fn ten_thousand_mutated_http_requests_never_get_a_5xx() {
     assert!(r.alive());
     assert_eq!(r.get("/status").status, 200);
 }
+
+/// The fuzz targets of `tests/fuzz` (run with `cargo fuzz`, see README) still build against the
+/// crate, and each replays its seed inputs, regressions included, without a finding. `.ci/run`
+/// builds them before the suite; here they are built when missing.
+#[test]
+fn the_fuzz_targets_build_and_replay_their_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("target/fuzz-check");
+    let built = std::process::Command::new("cargo")
+        .args([
+            "build",
+            "--manifest-path",
+            "tests/fuzz/Cargo.toml",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(root)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built, "the fuzz targets do not build");
+    for name in ["http_request", "json_rpc", "tool_arguments"] {
+        let seeds: Vec<_> = std::fs::read_dir(root.join("tests/fuzz/seeds").join(name))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(seeds.len() >= 10, "{name}: {} seeds", seeds.len());
+        // Given files rather than a directory, libFuzzer runs each once and exits 0.
+        let out = std::process::Command::new(target.join("debug").join(name))
+            .args(&seeds)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -102,6 +102,11 @@ fn malformed_request_lines_paths_and_headers() {
         b"BREW /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
         b"POST /api/send HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
         b"POST /api/send HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: teapot\r\nConnection: close\r\n\r\n".to_vec(),
+        // Found by the http_request fuzz target: a bad head in another HTTP version was
+        // answered `HTTP/2.0 400`.
+        b"GET /app.js HTTP/2.0\r\nHost: \n\r\n /app.js HTTP/2.0\r\nH".to_vec(),
+        b"GET /status HTTP/0.9\r\nBad Header\r\n\r\n".to_vec(),
+        b"GET /status HTTP/3.0\r\nHost: localhost\r\nExpect: teapot\r\n\r\n".to_vec(),
     ];
     for c in &cases {
         let mut s = TcpStream::connect(r.addr).unwrap();
@@ -110,6 +115,11 @@ fn malformed_request_lines_paths_and_headers() {
         let mut buf = Vec::new();
         let _ = std::io::Read::read_to_end(&mut s, &mut buf);
         let text = String::from_utf8_lossy(&buf);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 ") || text.starts_with("HTTP/1.0 "),
+            "{:?} → {text}",
+            String::from_utf8_lossy(c)
+        );
         if let Some(code) = text.split(' ').nth(1) {
             let code: u16 = code.parse().unwrap_or(0);
             assert!(
@@ -128,5 +138,43 @@ fn malformed_request_lines_paths_and_headers() {
     let x = raw(r.addr, &flood, false);
     assert!(x.status < 500);
     assert!(r.alive());
+    assert_eq!(r.get("/status").status, 200);
+}
+
+/// Found by the http_request fuzz target: a request line in HTTP/2.0 or 3.0 was never answered
+/// and its connection thread hung for good (tiny_http patch 11).
+#[test]
+fn a_request_in_another_http_version_gets_505_at_once_and_holds_no_thread() {
+    let r = Relay::start(&[], &[]);
+    // The baseline: as many HTTP/1.1 connections (the pool keeps idle threads for a while).
+    for _ in 0..20 {
+        crate::support::raw(
+            r.addr,
+            b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            false,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = crate::support::thread_count(r.child.id());
+    let requests: [&[u8]; 2] = [
+        b"GET /status HTTP/2.0\r\nHost: localhost\r\n\r\n",
+        b"POST /api/send HTTP/3.0\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n{\"a\":",
+    ];
+    for _ in 0..10 {
+        for req in requests {
+            let mut s = TcpStream::connect(r.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(req).unwrap();
+            let started = std::time::Instant::now();
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut s, &mut buf);
+            let text = String::from_utf8_lossy(&buf);
+            assert!(text.starts_with("HTTP/1.1 505 "), "{text}");
+            assert!(started.elapsed() < Duration::from_secs(2));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = crate::support::thread_count(r.child.id());
+    assert!(after <= before + 2, "threads {before} -> {after}");
     assert_eq!(r.get("/status").status, 200);
 }

@@ -287,16 +287,17 @@ impl Iterator for ClientConnection {
             };
 
             // checking HTTP version
+            // claude-bridge patch: answered through the request's own writer, then closed.
+            // Upstream took the connection's next writer, which waits for the request's writer
+            // to be dropped while the request was still alive: every `HTTP/2.0` request line
+            // hung its connection thread for good, with no answer.
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
                 .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                let _ = rq.respond(response);
+                return None; // its framing may not be HTTP/1's
             }
 
             // updating the status of the connection

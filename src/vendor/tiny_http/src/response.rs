@@ -86,11 +86,18 @@ where
     W: Write,
 {
     // writing status line
+    // claude-bridge patch: the version is the request's (for the 400 of a bad head too), but a
+    // response only ever speaks HTTP/1.0 or 1.1: never `HTTP/2.0 400` or `HTTP/0.9 400`.
+    let version = match (http_version.0, http_version.1) {
+        (1, minor) => (1, minor.min(1)),
+        (0, _) => (1, 0),
+        _ => (1, 1),
+    };
     write!(
         &mut writer,
         "HTTP/{}.{} {} {}\r\n",
-        http_version.0,
-        http_version.1,
+        version.0,
+        version.1,
         status_code.0,
         status_code.default_reason_phrase()
     )?;
