@@ -732,30 +732,11 @@ fn two_processes_four_threads_each_500_sends_no_lock_errors() {
 
 #[test]
 fn claude_code_connects_over_sse_http_and_stdio_and_reports_a_wrong_token_as_401() {
-    let claude = crate::support::claude_cli();
     let r = Relay::start(&["--auth-token", "cc-token"], &[]);
     let home = TempDir::new();
     let db = home.path().join("stdio.db").display().to_string();
     let url = format!("http://{}/sse", r.addr);
-    let run = |args: &[&str]| {
-        let out = Command::new(&claude)
-            .args(args)
-            .env_clear()
-            .env("HOME", home.path())
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .current_dir(home.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "claude {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = |args: &[&str]| crate::support::claude(home.path(), &[], args);
     let http_url = format!("http://{}/mcp", r.addr);
     for (kind, name, target, token) in [
         ("sse", "good", &url, "cc-token"),

@@ -6,7 +6,7 @@ use crate::support::{run_client_with, Relay, TempDir, BIN};
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, and its key (PKCS#8 PEM), in `dir`.
@@ -240,29 +240,10 @@ fn python_sdk_over_https_streamable_http_and_sse() {
 
 #[test]
 fn claude_code_connects_over_https() {
-    let claude = crate::support::claude_cli();
     let (_r, _dir, port, ca) = https_relay(&["--auth-token", "cc-token"]);
     let home = TempDir::new();
-    let run = |args: &[&str]| {
-        let out = Command::new(&claude)
-            .args(args)
-            .env_clear()
-            .env("HOME", home.path())
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("NODE_EXTRA_CA_CERTS", &ca)
-            .current_dir(home.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "claude {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let trust = [("NODE_EXTRA_CA_CERTS", ca.as_str())];
+    let run = |args: &[&str]| crate::support::claude(home.path(), &trust, args);
     let header = "Authorization: Bearer cc-token";
     for (kind, name, path) in [("http", "web", "mcp"), ("sse", "legacy", "sse")] {
         let url = format!("https://localhost:{port}/{path}");

@@ -551,6 +551,29 @@ pub fn claude_cli() -> PathBuf {
     bin
 }
 
+/// Run Claude Code's CLI ([`claude_cli`]) in a scratch `home` with nothing from our environment
+/// but `env`; returns its stdout (panics with its stderr when it fails).
+pub fn claude(home: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = Command::new(claude_cli())
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .envs(env.iter().copied())
+        .current_dir(home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "claude {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Node 22, the official MCP conformance suite and the MCP Inspector (pinned npm packages),
 /// installed together under `target/test-tools/conformance` on first use. Returns (node binary,
 /// the prefix's `node_modules`).

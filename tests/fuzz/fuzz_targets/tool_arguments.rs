@@ -6,23 +6,6 @@ use claude_bridge::mcp::Session;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
-const TOOLS: [&str; 14] = [
-    "bridge_send",
-    "bridge_receive",
-    "bridge_wait",
-    "bridge_ack",
-    "bridge_channels",
-    "bridge_ping",
-    "bridge_clear",
-    "bridge_status",
-    "bridge_enqueue",
-    "bridge_claim",
-    "bridge_complete",
-    "bridge_fail",
-    "bridge_tasks",
-    "bridge_no_such_tool",
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {
         return;
@@ -30,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(arguments) = claude_bridge::json::parse_body(rest) else {
         return;
     };
-    let name = TOOLS[pick as usize % TOOLS.len()];
+    // One past the real tools: a name that does not exist.
+    let names = claude_bridge::mcp::TOOL_NAMES;
+    let name = names
+        .get(pick as usize % (names.len() + 1))
+        .unwrap_or(&"bridge_no_such_tool");
     let mut msg = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                          "params": {"name": name, "arguments": arguments}});
     claude_bridge_fuzz::keep_quick(&mut msg);
