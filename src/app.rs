@@ -25,7 +25,6 @@ pub fn run(config: Config) -> Result<(), String> {
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let server = http::server(listener, tls)?;
     let banner = crate::config::banner(&config, bound.port(), &db_abs);
     let sse = crate::transport::sse::Sessions::new(
         config.limits.max_mcp_streams,
@@ -60,12 +59,15 @@ pub fn run(config: Config) -> Result<(), String> {
         config,
         bound,
     });
+    // Descriptors first: once the server exists, a connection flood may take them all.
+    let signals = http::signals()?;
+    let server = http::server(listener, tls, ctx.config.limits.max_connections)?;
     // Printed after binding, so a reader may connect as soon as it sees it.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{banner}");
     let _ = out.flush();
     drop(out);
-    match http::serve(ctx, server) {
+    match http::serve(ctx, server, signals) {
         Stop::Signal => Ok(()),
         Stop::Fatal(msg) => Err(msg),
     }

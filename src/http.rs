@@ -102,38 +102,44 @@ pub enum Stop {
     Fatal(String),
 }
 
+/// SIGINT and SIGTERM, caught from now on. Installed before [`server`]: it needs descriptors,
+/// and once the server accepts, a connection flood may hold them all.
+pub fn signals() -> Result<signal_hook::iterator::Signals, String> {
+    signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))
+}
+
 /// The HTTP server on `listener`, serving HTTPS when `tls` is given (a build without the `tls`
-/// feature refuses it). Accepts nothing until [`serve`] runs.
-pub fn server(listener: TcpListener, tls: Option<tiny_http::SslConfig>) -> Result<Server, String> {
+/// feature refuses it), reading at most `max_connections` connections at once. It accepts from
+/// now on (accept() survives EMFILE); requests wait for [`serve`]'s workers. Everything else
+/// that needs a descriptor must be set up before.
+pub fn server(
+    listener: TcpListener,
+    tls: Option<tiny_http::SslConfig>,
+    max_connections: usize,
+) -> Result<Server, String> {
     let tls_given = tls.is_some();
-    Server::from_listener(listener, tls).map_err(|e| match tls_given {
+    let server = Server::from_listener(listener, tls).map_err(|e| match tls_given {
         true => format!("cannot serve TLS: {e}"),
         false => format!("cannot start the HTTP server: {e}"),
-    })
+    })?;
+    server.limit_connections(max_connections, connection_refusal());
+    Ok(server)
 }
 
 /// Serve requests with a pool of workers until a signal arrives or the listener fails.
 /// Returns why it stopped.
-pub fn serve(ctx: Arc<Ctx>, server: Server) -> Stop {
-    // Everything that needs a file descriptor is set up before the first connection is accepted,
-    // so a connection flood cannot starve start-up (accept() itself survives EMFILE).
+pub fn serve(ctx: Arc<Ctx>, server: Server, mut signals: signal_hook::iterator::Signals) -> Stop {
     let (tx, rx) = mpsc::channel::<Stop>();
-    match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
-        Ok(mut signals) => {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                if signals.forever().next().is_some() {
-                    let _ = tx.send(Stop::Signal);
-                }
-            });
-        }
-        Err(e) => return Stop::Fatal(format!("cannot install signal handlers: {e}")),
+    {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = tx.send(Stop::Signal);
+            }
+        });
     }
     let server = Arc::new(server);
-    server.limit_connections(ctx.config.limits.max_connections, connection_refusal());
     let drain = match drain_pool() {
         Ok(d) => d,
         Err(e) => return Stop::Fatal(format!("cannot start drain threads: {e}")),

@@ -6,13 +6,16 @@
 //! run it three times and quote the medians (the box is noisy).
 //!
 //! `cargo bench --bench relay -- compare [SECONDS]` runs the side-by-side comparison with the
-//! Python original instead (see `compare.rs`); `-- soak [MINUTES]` the soak run (`soak.rs`).
+//! Python original instead (see `compare.rs`); `-- soak [MINUTES]` the soak run (`soak.rs`);
+//! `--features tls -- tls [SECONDS]` HTTPS beside plain HTTP (`tls.rs`).
 //!
 //! Scenarios: `POST /api/send` at 1, 10 and 50 clients; `GET /api/messages?since_id=<newest>`
 //! (tail read) at 10 clients; the hello-world ceiling at 10 clients.
 
 mod compare;
 mod soak;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -44,9 +47,15 @@ fn bench_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn start_relay(dir: std::path::PathBuf) -> Relay {
+    start_relay_with(dir, &[])
+}
+
+/// [`start_relay`] with more arguments.
+fn start_relay_with(dir: std::path::PathBuf, args: &[&str]) -> Relay {
     let mut child = Command::new(env!("CARGO_BIN_EXE_claude-bridge"))
         .args(["--port", "0", "--db"])
         .arg(dir.join("bench.db"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -60,6 +69,7 @@ fn start_relay(dir: std::path::PathBuf) -> Relay {
     let url = first.rsplit(' ').next().expect("url").trim();
     let addr: SocketAddr = url
         .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .parse()
         .expect("address in banner");
     Relay { child, dir, addr }
@@ -99,12 +109,15 @@ fn exchange_with_session(
 }
 
 /// One keep-alive request/response exchange; returns the body.
-fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<Vec<u8>> {
+fn exchange<S: Read + Write>(
+    stream: &mut BufReader<S>,
+    request: &[u8],
+) -> std::io::Result<Vec<u8>> {
     exchange_inner(stream, request, &mut |_| {})
 }
 
-fn exchange_inner(
-    stream: &mut BufReader<TcpStream>,
+fn exchange_inner<S: Read + Write>(
+    stream: &mut BufReader<S>,
     request: &[u8],
     on_header: &mut dyn FnMut(&str),
 ) -> std::io::Result<Vec<u8>> {
@@ -153,16 +166,33 @@ fn drive(
     secs: f64,
     make: impl Fn(usize, usize) -> Vec<u8> + Send + Sync + 'static,
 ) -> Outcome {
+    drive_on(move || tcp(addr), clients, secs, make)
+}
+
+/// A loopback connection with Nagle off, as the clients use.
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    tcp
+}
+
+/// [`drive`] over connections that `connect` opens (plain TCP, or TLS over it).
+fn drive_on<S: Read + Write + 'static>(
+    connect: impl Fn() -> S + Send + Sync + 'static,
+    clients: usize,
+    secs: f64,
+    make: impl Fn(usize, usize) -> Vec<u8> + Send + Sync + 'static,
+) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
     let make = Arc::new(make);
+    let connect = Arc::new(connect);
     let start = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|c| {
-            let (stop, make) = (Arc::clone(&stop), Arc::clone(&make));
+            let (stop, make, connect) =
+                (Arc::clone(&stop), Arc::clone(&make), Arc::clone(&connect));
             thread::spawn(move || {
-                let tcp = TcpStream::connect(addr).expect("connect");
-                tcp.set_nodelay(true).expect("nodelay");
-                let mut s = BufReader::new(tcp);
+                let mut s = BufReader::new(connect());
                 let (mut lat, mut errors, mut i) = (Vec::new(), 0usize, 0usize);
                 while !stop.load(Ordering::Relaxed) {
                     let req = make(c, i);
@@ -232,6 +262,15 @@ fn main() {
         .unwrap_or(5.0);
     if std::env::args().any(|a| a == "compare") {
         compare::run(secs);
+        return;
+    }
+    if std::env::args().any(|a| a == "tls") {
+        #[cfg(feature = "tls")]
+        tls::run(secs);
+        #[cfg(not(feature = "tls"))]
+        println!(
+            "the TLS bench needs the feature: cargo bench --bench relay --features tls -- tls"
+        );
         return;
     }
     if std::env::args().any(|a| a == "soak") {
