@@ -373,6 +373,9 @@ pub fn resolve(raw: RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
                     return err(format!("{flag} {}: no such file", p.display()));
                 }
             }
+            if let Some(w) = loose_permissions("TLS key", &key) {
+                warnings.push(w);
+            }
             Some(Tls { cert, key })
         }
         _ => return err("--tls-cert and --tls-key are needed together"),
@@ -405,7 +408,7 @@ pub fn resolve(raw: RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
                     path.display()
                 ));
             }
-            if let Some(w) = loose_permissions(&path) {
+            if let Some(w) = loose_permissions("token", &path) {
                 warnings.push(w);
             }
             (Some(t.to_owned()), Some(TokenSource::File(path)))
@@ -478,13 +481,14 @@ pub fn resolve(raw: RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
     })
 }
 
+/// A warning when a secret file (`what`: token, TLS key) is open to group or others.
 #[cfg(unix)]
-fn loose_permissions(path: &Path) -> Option<String> {
+fn loose_permissions(what: &str, path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
     (mode & 0o077 != 0).then(|| {
         format!(
-            "token file {} is readable by group or others (mode {:o}); run chmod 600 on it",
+            "{what} file {} is readable by group or others (mode {:o}); run chmod 600 on it",
             path.display(),
             mode & 0o777
         )
@@ -492,7 +496,7 @@ fn loose_permissions(path: &Path) -> Option<String> {
 }
 
 #[cfg(not(unix))]
-fn loose_permissions(_path: &Path) -> Option<String> {
+fn loose_permissions(_what: &str, _path: &Path) -> Option<String> {
     None
 }
 

@@ -31,10 +31,18 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// A relay serving HTTPS with a fresh certificate; returns it, its port and the certificate.
+/// Set a file's permission bits.
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A relay serving HTTPS with a fresh certificate (its key mode 0600); returns it, its port and
+/// the certificate.
 fn https_relay(args: &[&str]) -> (Relay, TempDir, u16, String) {
     let dir = TempDir::new();
     let (cert, key) = certificate(dir.path());
+    chmod(&key, 0o600);
     let (cert, key) = (cert.display().to_string(), key.display().to_string());
     let mut all = vec!["--tls-cert", &cert, "--tls-key", &key];
     all.extend_from_slice(args);
@@ -263,6 +271,25 @@ fn claude_code_connects_over_https() {
 }
 
 #[test]
+fn a_key_file_others_can_read_gets_a_warning() {
+    let (r, _dir, _, _) = https_relay(&[]);
+    assert!(!r.stderr().contains("warning"), "{}", r.stderr());
+    let dir = TempDir::new();
+    let (cert, key) = certificate(dir.path());
+    chmod(&key, 0o644);
+    let (cert, key_s) = (cert.display().to_string(), key.display().to_string());
+    let r = Relay::start(&["--tls-cert", &cert, "--tls-key", &key_s], &[]);
+    let warned = format!(
+        "warning: TLS key file {key_s} is readable by group or others (mode 644); run chmod 600"
+    );
+    let t = Instant::now();
+    while !r.stderr().contains(&warned) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(r.stderr().contains(&warned), "{}", r.stderr());
+}
+
+#[test]
 fn unusable_tls_files_stop_the_relay_before_it_listens() {
     let dir = TempDir::new();
     let (cert, key) = certificate(dir.path());
@@ -289,7 +316,9 @@ fn unusable_tls_files_stop_the_relay_before_it_listens() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{c:?} {k:?}: {err}");
-        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+        // (a warning about the key file's mode may come first)
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: ") && last.contains(says), "{err}");
         assert!(
             out.stdout.is_empty(),
             "no banner: {}",
