@@ -73,8 +73,8 @@ pub fn run(config: Config) -> Result<(), String> {
     }
 }
 
-/// The certificate chain and key, read before the db is opened or anything bound (exit 1
-/// names the file).
+/// The certificate chain and key, read before the db is opened (exit 1 names the file); they
+/// are parsed when the server is created, before the banner.
 fn tls_files(tls: &crate::config::Tls) -> Result<tiny_http::SslConfig, String> {
     if !cfg!(feature = "tls") {
         return Err(

@@ -166,8 +166,9 @@
 //! - HTTPS (`--tls-cert`/`--tls-key`) is served by the relay itself in a build with the `tls`
 //!   feature (rustls 0.23 + aws-lc-rs through the vendored tiny_http's `ssl-rustls`, made full
 //!   duplex there: a read never holds the TLS lock while it waits on the socket, so streams and
-//!   keep-alive long-polls behave as over plain HTTP). Certificate and key are read and checked
-//!   before the db is opened (exit 1 naming the file). The TLS handshake shares the 10 s head
+//!   keep-alive long-polls behave as over plain HTTP). Certificate and key are read before
+//!   the db is opened and parsed before anything is served or printed (exit 1 naming the file
+//!   or the reason). The TLS handshake shares the 10 s head
 //!   timeout, counted from the accept. A build without the feature exits 1 on the flags and says
 //!   how to get it. Not default: it adds a C crypto library to the build and the binary.
 //!   Connections over the connection cap are refused in clear text (the 503 is not readable by a
