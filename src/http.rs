@@ -48,6 +48,21 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 font-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 frame-ancestors 'none'; form-action 'self'";
 
+/// The headers on every response (`http-api.md` §2.4 and `Vary: Origin`, §2.3): added to each
+/// reply by `finish`, spelled into the connection-cap refusal, and given to tiny_http for the
+/// answers it writes itself (a malformed or slow head, another HTTP version).
+const EVERY_RESPONSE: [(&str, &str); 6] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Permissions-Policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    ),
+    ("Content-Security-Policy", CSP),
+    ("Vary", "Origin"),
+];
+
 /// Everything the pipeline needs, shared by every worker.
 pub struct Ctx {
     /// The operations.
@@ -124,6 +139,12 @@ pub fn server(
         false => format!("cannot start the HTTP server: {e}"),
     })?;
     server.limit_connections(max_connections, connection_refusal());
+    server.set_own_headers(
+        EVERY_RESPONSE
+            .iter()
+            .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+            .collect(),
+    );
     Ok(server)
 }
 
@@ -177,17 +198,19 @@ pub fn serve(ctx: Arc<Ctx>, server: Server, mut signals: signal_hook::iterator::
 }
 
 /// The whole response a connection over `CLAUDE_BRIDGE_MAX_CONNECTIONS` gets before it is
-/// closed (written by tiny_http's refusal thread, so the security headers are spelled here).
+/// closed (written by tiny_http's refusal thread, so its head is spelled out here).
 fn connection_refusal() -> Vec<u8> {
     let body = br#"{"error":"too many connections; retry later"}"#;
     let mut out = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\
-         X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\
-         Referrer-Policy: no-referrer\r\nContent-Security-Policy: {CSP}\r\n\r\n",
+         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n",
         body.len()
-    )
-    .into_bytes();
+    );
+    for (k, v) in EVERY_RESPONSE {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
     out.extend_from_slice(body);
     out
 }
@@ -638,15 +661,7 @@ fn authorization(headers: &[Header]) -> Option<&str> {
 /// allow-listed origins, HSTS over TLS.
 fn finish(ctx: &Ctx, rq: &Request, mut reply: Reply) -> Reply {
     let h = &mut reply.headers;
-    h.push(("X-Content-Type-Options", "nosniff".into()));
-    h.push(("X-Frame-Options", "DENY".into()));
-    h.push(("Referrer-Policy", "no-referrer".into()));
-    h.push((
-        "Permissions-Policy",
-        "camera=(), microphone=(), geolocation=(), payment=()".into(),
-    ));
-    h.push(("Content-Security-Policy", CSP.into()));
-    h.push(("Vary", "Origin".into()));
+    h.extend(EVERY_RESPONSE.iter().map(|&(k, v)| (k, v.to_owned())));
     let forwarded_https = header(rq.headers(), "X-Forwarded-Proto")
         .and_then(|v| v.split(',').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));

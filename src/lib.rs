@@ -99,6 +99,10 @@
 //!   sent with `bridge_send` and one sent with `POST /api/send` pass the same validation and the
 //!   same insert (`relay::parse_send` / `relay::send`).
 //! - An MCP session is bound to the credential that opened it; a session id is not a credential.
+//! - Every response carries the security headers and `Vary: Origin` (`http::EVERY_RESPONSE`):
+//!   replies get them in `http::finish`, the connection-cap 503 spells them, and tiny_http's own
+//!   answers (a malformed or slow head, another HTTP version) get them through
+//!   `Server::set_own_headers`.
 //! - `/api/state` reads channel statistics kept in memory and synced incrementally with other
 //!   processes (new rows by `seq`, clears by the event outbox), so its cost grows with channels,
 //!   not messages.
@@ -173,7 +177,7 @@
 //!   how to get it. Not default: it adds a C crypto library to the build and the binary.
 //!   Connections over the connection cap are refused in clear text (the 503 is not readable by a
 //!   TLS client; it sees the connection close).
-//! - tiny_http 0.12.0 is used with eleven patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with twelve patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE

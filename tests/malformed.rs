@@ -120,6 +120,18 @@ fn malformed_request_lines_paths_and_headers() {
             "{:?} → {text}",
             String::from_utf8_lossy(c)
         );
+        // Answers tiny_http writes itself (a malformed head) carry the security headers too.
+        for h in [
+            "X-Content-Type-Options: nosniff",
+            "Content-Security-Policy: ",
+            "Vary: Origin",
+        ] {
+            assert!(
+                text.is_empty() || text.contains(h),
+                "{h} missing: {:?} → {text}",
+                String::from_utf8_lossy(c)
+            );
+        }
         if let Some(code) = text.split(' ').nth(1) {
             let code: u16 = code.parse().unwrap_or(0);
             assert!(
@@ -170,6 +182,7 @@ fn a_request_in_another_http_version_gets_505_at_once_and_holds_no_thread() {
             let _ = std::io::Read::read_to_end(&mut s, &mut buf);
             let text = String::from_utf8_lossy(&buf);
             assert!(text.starts_with("HTTP/1.1 505 "), "{text}");
+            assert!(text.contains("X-Frame-Options: DENY"), "{text}");
             assert!(started.elapsed() < Duration::from_secs(2));
         }
     }

@@ -43,6 +43,9 @@ pub struct ClientConnection {
 
     // claude-bridge patch: the deadline for reading a request's head (see `HeadClock`)
     head_clock: std::sync::Arc<crate::util::HeadClock>,
+
+    // claude-bridge patch: headers for the answers written here (see `Server::set_own_headers`)
+    own_headers: std::sync::Arc<[crate::Header]>,
 }
 
 /// claude-bridge patch: the longest line of a request head, and the most header lines.
@@ -84,7 +87,22 @@ impl ClientConnection {
             connection,
             in_progress: None,
             head_clock,
+            own_headers: std::sync::Arc::from(Vec::new()),
         }
+    }
+
+    /// claude-bridge patch: put `headers` on the answers this connection writes itself.
+    pub(crate) fn with_own_headers(mut self, headers: std::sync::Arc<[crate::Header]>) -> Self {
+        self.own_headers = headers;
+        self
+    }
+
+    /// claude-bridge patch: `response` with the server's own headers added.
+    fn own<R: Read>(&self, mut response: crate::Response<R>) -> crate::Response<R> {
+        for h in self.own_headers.iter() {
+            response.add_header(h.clone());
+        }
+        response
     }
 
     /// claude-bridge patch: count each request in `counter` from the moment its head has
@@ -248,7 +266,7 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = self.own(Response::new_empty(StatusCode(400)));
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -258,7 +276,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = self.own(Response::new_empty(StatusCode(400)));
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -267,7 +285,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = self.own(Response::new_empty(StatusCode(408)));
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -276,7 +294,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
+                    let response = self.own(Response::new_empty(StatusCode(417)));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
@@ -292,10 +310,12 @@ impl Iterator for ClientConnection {
             // to be dropped while the request was still alive: every `HTTP/2.0` request line
             // hung its connection thread for good, with no answer.
             if *rq.http_version() > (1, 1) {
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
+                let response = self.own(
+                    Response::from_string(
+                        "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
+                    )
+                    .with_status_code(StatusCode(505)),
+                );
                 let _ = rq.respond(response);
                 return None; // its framing may not be HTTP/1's
             }

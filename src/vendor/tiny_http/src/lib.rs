@@ -154,6 +154,9 @@ struct ConnectionLimit {
     max: std::sync::atomic::AtomicUsize,
     open: std::sync::atomic::AtomicUsize,
     refusal: std::sync::Mutex<Arc<[u8]>>,
+    /// claude-bridge patch: headers for the answers tiny_http writes itself (see
+    /// `Server::set_own_headers`); kept here, beside the other per-server connection settings.
+    own_headers: std::sync::Mutex<Arc<[Header]>>,
 }
 
 /// claude-bridge patch: counts one open connection until dropped.
@@ -332,6 +335,7 @@ impl Server {
             max: std::sync::atomic::AtomicUsize::new(0),
             open: std::sync::atomic::AtomicUsize::new(0),
             refusal: std::sync::Mutex::new(Arc::from(&b""[..])),
+            own_headers: std::sync::Mutex::new(Arc::from(Vec::new())),
         });
         let inside_limit = Arc::clone(&limit);
         let (refuse_tx, refuse_rx) = mpsc::sync_channel::<(TcpStream, Arc<[u8]>)>(64);
@@ -390,8 +394,14 @@ impl Server {
                         };
 
                         halves.map(|(read_closable, write_closable)| {
+                            let own_headers = inside_limit
+                                .own_headers
+                                .lock()
+                                .map(|h| Arc::clone(&h))
+                                .unwrap_or_else(|p| Arc::clone(&p.into_inner()));
                             let client = ClientConnection::new(write_closable, read_closable)
-                                .counting_requests_in(Arc::clone(&inside_in_progress));
+                                .counting_requests_in(Arc::clone(&inside_in_progress))
+                                .with_own_headers(own_headers);
                             (client, open)
                         })
                     }
@@ -556,6 +566,14 @@ impl Server {
             *r = Arc::from(refusal);
         }
         self.limit.max.store(max, Relaxed);
+    }
+
+    /// claude-bridge patch: `headers` go on every answer tiny_http writes itself (400 for a
+    /// malformed head, 408 for a slow one, 417, 505), on connections accepted from now on.
+    pub fn set_own_headers(&self, headers: Vec<Header>) {
+        if let Ok(mut h) = self.limit.own_headers.lock() {
+            *h = Arc::from(headers);
+        }
     }
 
     /// claude-bridge patch: how many connections are being read now.
