@@ -9,18 +9,30 @@ use std::path::Path;
 use std::process::Command;
 
 fn drive(r: &Relay, token: Option<&str>) -> serde_json::Value {
-    let pw = playwright();
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join(match token {
+    let artifacts = match token {
         Some(_) => "target/test-artifacts/with-token",
         None => "target/test-artifacts",
-    });
+    };
+    drive_at(&format!("http://{}", r.addr), token, artifacts, &[])
+}
+
+/// Run the browser script against `base`; screenshots go to `artifacts` (under the crate).
+fn drive_at(
+    base: &str,
+    token: Option<&str>,
+    artifacts: &str,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let pw = playwright();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join(artifacts);
     std::fs::create_dir_all(&artifacts).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/dashboard.mjs");
     let mut cmd = Command::new("node");
     cmd.arg(script)
         .arg(&pw)
-        .arg(format!("http://{}", r.addr))
-        .arg(&artifacts);
+        .arg(base)
+        .arg(&artifacts)
+        .envs(env.iter().copied());
     if let Some(t) = token {
         cmd.arg(t);
     }
@@ -56,6 +68,21 @@ fn the_dashboard_works_in_a_real_browser() {
 fn the_dashboard_signs_in_with_the_token_and_refuses_a_wrong_one() {
     let r = Relay::start(&["--auth-token", "dash-secret-token"], &[]);
     drive(&r, Some("dash-secret-token"));
+}
+
+/// Over HTTPS (feature `tls`), signed in: the live stream, the composer and the `Secure`
+/// session cookie all work in the browser.
+#[cfg(feature = "tls")]
+#[test]
+fn the_dashboard_works_over_https() {
+    let (_r, _dir, port, ca) = crate::tls::https_relay(&["--auth-token", "dash-tls-token"]);
+    let v = drive_at(
+        &format!("https://localhost:{port}"),
+        Some("dash-tls-token"),
+        "target/test-artifacts/https",
+        &[("NODE_EXTRA_CA_CERTS", &ca)],
+    );
+    assert!(v["live_ms"].as_u64().unwrap() < 1000, "{v}");
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn chmod(path: &Path, mode: u32) {
 
 /// A relay serving HTTPS with a fresh certificate (its key mode 0600); returns it, its port and
 /// the certificate.
-fn https_relay(args: &[&str]) -> (Relay, TempDir, u16, String) {
+pub(crate) fn https_relay(args: &[&str]) -> (Relay, TempDir, u16, String) {
     let dir = TempDir::new();
     let (cert, key) = certificate(dir.path());
     chmod(&key, 0o600);
