@@ -134,9 +134,13 @@ pub fn server(
     max_connections: usize,
 ) -> Result<Server, String> {
     let tls_given = tls.is_some();
-    let server = Server::from_listener(listener, tls).map_err(|e| match tls_given {
-        true => format!("cannot serve TLS: {e}"),
-        false => format!("cannot start the HTTP server: {e}"),
+    let server = Server::from_listener(listener, tls).map_err(|e| {
+        let what = if tls_given {
+            "serve TLS"
+        } else {
+            "start the HTTP server"
+        };
+        format!("cannot {what}: {e}")
     })?;
     server.limit_connections(max_connections, connection_refusal());
     server.set_own_headers(

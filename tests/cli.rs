@@ -132,23 +132,6 @@ fn runtime_failures_exit_1() {
     assert!(o.stdout.is_empty());
 }
 
-/// A build without the `tls` feature refuses `--tls-cert` before it creates anything
-/// (`tests/tls.rs` covers the build with it).
-#[cfg(not(feature = "tls"))]
-#[test]
-fn tls_flags_in_a_build_without_tls_exit_1_and_say_how_to_get_it() {
-    let d = TempDir::new();
-    for f in ["c.pem", "k.pem"] {
-        std::fs::write(d.path().join(f), "x").unwrap();
-    }
-    let args = ["--port", "0", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
-    let o = run(&args, &[], d.path());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("--features tls"), "{err}");
-    assert!(!d.path().join("claude-bridge.db").exists());
-}
-
 #[test]
 fn default_db_is_created_in_the_working_directory_with_mode_0600() {
     let dir = Arc::new(TempDir::new());

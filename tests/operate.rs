@@ -424,6 +424,21 @@ fn the_static_dist_binary_is_self_contained_small_and_runs() {
         String::from_utf8_lossy(&v.stdout).trim(),
         format!("claude-bridge {}", env!("CARGO_PKG_VERSION"))
     );
+    // Built without the `tls` feature (tests/tls.rs covers the build with it), it refuses the
+    // TLS flags with exit 1, says how to get them, and creates nothing first.
+    let d = crate::support::TempDir::new();
+    for f in ["c.pem", "k.pem"] {
+        std::fs::write(d.path().join(f), "x").unwrap();
+    }
+    let o = Command::new(&bin)
+        .args(["--port", "0", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--features tls"), "{err}");
+    assert!(!d.path().join("claude-bridge.db").exists());
     // It serves: start it like the test relays and ask /status.
     let place = crate::support::Restartable::new();
     let r = Relay::launch_program(

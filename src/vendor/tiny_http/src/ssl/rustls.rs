@@ -89,7 +89,6 @@ impl Clone for RustlsStream {
 
 impl Read for RustlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut raw = [0u8; READ_CHUNK];
         loop {
             let handshaking = {
                 let mut tls = lock(&self.0.tls);
@@ -114,6 +113,8 @@ impl Read for RustlsStream {
                 let bound = self.0.idle_timeout.map_or(left, |idle| idle.min(left));
                 self.0.sock.set_read_timeout(Some(bound))?;
             }
+            // Only now, with no plaintext left: most reads find some and never touch the socket.
+            let mut raw = [0u8; READ_CHUNK];
             let n = (&*self.0.sock).read(&mut raw)?;
             let _send = lock(&self.0.send);
             let (out, fed) = {
