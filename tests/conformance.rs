@@ -3,7 +3,7 @@
 //! are listed, each with its reason, in `tests/conformance/expected-failures.yml`; the suite
 //! fails on any other failure and on a listed scenario that starts passing.
 
-use crate::support::{node_tools, Relay, TempDir};
+use crate::support::{node_tools, run_ok, Relay, TempDir};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -63,34 +63,29 @@ fn mcp_inspector_cli_calls_bridge_send_over_streamable_http() {
     let (node, modules) = node_tools();
     let r = Relay::start(&[], &[]);
     let bin_dir = node.parent().unwrap().display().to_string();
-    let out = Command::new(&node)
-        .arg(modules.join(".bin/mcp-inspector"))
-        .args([
-            "--cli",
-            &format!("http://{}/mcp", r.addr),
-            "--method",
-            "tools/call",
-        ])
-        .args([
-            "--tool-name",
-            "bridge_send",
-            "--tool-arg",
-            "channel=insp:main",
-        ])
-        .args([
-            "--tool-arg",
-            "sender=inspector",
-            "--tool-arg",
-            "content=hello from the inspector",
-        ])
-        .env("PATH", format!("{bin_dir}:/usr/local/bin:/usr/bin:/bin"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        "mcp-inspector --cli",
+        Command::new(&node)
+            .arg(modules.join(".bin/mcp-inspector"))
+            .args([
+                "--cli",
+                &format!("http://{}/mcp", r.addr),
+                "--method",
+                "tools/call",
+            ])
+            .args([
+                "--tool-name",
+                "bridge_send",
+                "--tool-arg",
+                "channel=insp:main",
+            ])
+            .args([
+                "--tool-arg",
+                "sender=inspector",
+                "--tool-arg",
+                "content=hello from the inspector",
+            ])
+            .env("PATH", format!("{bin_dir}:/usr/local/bin:/usr/bin:/bin")),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["isError"], false, "{v}");

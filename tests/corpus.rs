@@ -3,7 +3,7 @@
 //! MCP core in process, and 10,000 mutated HTTP requests against the real binary. No panic, no
 //! 5xx, no hang; every JSON-RPC answer well formed; the relay alive and sound afterwards.
 
-use crate::support::{Relay, TempDir};
+use crate::support::{run_ok, Relay, TempDir};
 use claude_bridge::mcp::{self, Session};
 use claude_bridge::relay::{Relay as Core, Settings};
 use claude_bridge::store::Store;
@@ -385,14 +385,9 @@ fn the_fuzz_targets_build_and_replay_their_seeds() {
             .collect();
         assert!(seeds.len() >= 10, "{name}: {} seeds", seeds.len());
         // Given files rather than a directory, libFuzzer runs each once and exits 0.
-        let out = std::process::Command::new(target.join("debug").join(name))
-            .args(&seeds)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            &format!("fuzz target {name} on its seeds"),
+            std::process::Command::new(target.join("debug").join(name)).args(&seeds),
         );
     }
 }

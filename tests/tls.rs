@@ -2,7 +2,7 @@
 //! Python's TLS stack, the official MCP SDK and Claude Code's CLI, each trusting only a
 //! certificate made for the test by `openssl`.
 
-use crate::support::{run_client_with, Relay, TempDir, BIN};
+use crate::support::{run_client_with, run_ok, Relay, TempDir, BIN};
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -12,21 +12,17 @@ use std::time::{Duration, Instant};
 /// A self-signed certificate for `localhost` and 127.0.0.1, and its key (PKCS#8 PEM), in `dir`.
 fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext"])
-        .arg("subjectAltName=DNS:localhost,IP:127.0.0.1")
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the TLS tests need the openssl command");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        "openssl req (the TLS tests need the openssl command)",
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=localhost", "-addext"])
+            .arg("subjectAltName=DNS:localhost,IP:127.0.0.1")
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
     );
     (cert, key)
 }
@@ -53,16 +49,12 @@ pub(crate) fn https_relay(args: &[&str]) -> (Relay, TempDir, u16, String) {
 
 /// `curl` over HTTPS trusting only `ca`; returns (status line + headers, body).
 fn curl(ca: &str, args: &[&str], url: &str) -> (String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-D", "-", "--cacert", ca])
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("curl");
-    assert!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        &format!("curl {url}"),
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-D", "-", "--cacert", ca])
+            .args(args)
+            .arg(url),
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));

@@ -442,6 +442,22 @@ pub fn field_error(r: &Resp) -> (String, String) {
     (code, field)
 }
 
+/// Run an outside command (`what` names it in failures) with no input; returns its output, or
+/// panics with its exit status and stderr when it cannot start or fails.
+pub fn run_ok(what: &str, cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `target/test-tools/`, holding the outside clients the tests drive exactly as `tests/tools/`
 /// pins them; `tests/tools/install` fills it on first use in a run (`.ci/run` has already called it
 /// on CI, so this only checks the pins are unchanged). Panics with the installer's report if a
@@ -450,15 +466,9 @@ pub fn test_tools() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("bash")
-            .arg(root.join("tests/tools/install"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tests/tools/install (needs bash, npm and python3)");
-        assert!(
-            out.status.success(),
-            "tests/tools/install failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            "tests/tools/install (needs npm, python3 and the registries)",
+            Command::new("bash").arg(root.join("tests/tools/install")),
         );
         root.join("target/test-tools")
     })
@@ -529,22 +539,17 @@ pub fn claude_cli() -> PathBuf {
 /// Run Claude Code's CLI ([`claude_cli`]) in a scratch `home` with nothing from our environment
 /// but `env`; returns its stdout (panics with its stderr when it fails).
 pub fn claude(home: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
-    let out = Command::new(claude_cli())
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .envs(env.iter().copied())
-        .current_dir(home)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "claude {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        &format!("claude {args:?}"),
+        Command::new(claude_cli())
+            .args(args)
+            .env_clear()
+            .env("HOME", home)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .envs(env.iter().copied())
+            .current_dir(home),
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
