@@ -73,6 +73,7 @@ pub fn route(relay: &Arc<Relay>, config: &Config, events: &Subscribers, req: &Re
                 body: body.to_vec(),
                 stream: None,
                 deferred: None,
+                parked: None,
             },
             None => not_found(),
         },
@@ -357,6 +358,8 @@ fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
         },
     };
     let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
+    // The ticket before the read: a send landing after it wakes the parked wait.
+    let ticket = relay.hub.ticket();
     let page = relay.read(&channel, cursor, limit)?;
     if !page.messages.is_empty() || page.stale_cursor || timeout == 0.0 {
         let timed_out = page.messages.is_empty() && !page.stale_cursor;
@@ -369,29 +372,37 @@ fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
         );
         return Ok(Reply::json(200, &body));
     }
+    // Nothing yet: park the wait (no thread of its own); each publish on the channel, and the
+    // deadline, give it another look.
     let relay = Arc::clone(relay);
-    Ok(Reply::later(move |gone| {
-        let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
-        match relay.wait(
-            &channel,
-            cursor,
-            limit,
-            Duration::from_secs_f64(timeout),
-            Some(&gone),
-        ) {
-            Ok((page, timed_out)) => Reply::json(
-                200,
-                &wait_json(
-                    &channel,
-                    &page,
-                    since_id.as_deref(),
-                    consumer_id.as_deref(),
-                    timed_out,
-                ),
-            ),
-            Err(e) => handled(Err(e)),
-        }
-    }))
+    let counted = crate::metrics::Waiting::start();
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout);
+    Ok(Reply::parked(
+        channel.clone(),
+        ticket,
+        deadline,
+        move |last| {
+            let _counted = &counted;
+            let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
+            match relay.read(&channel, cursor, limit) {
+                Ok(page) if !page.messages.is_empty() || page.stale_cursor || last => {
+                    let timed_out = page.messages.is_empty() && !page.stale_cursor;
+                    Some(Reply::json(
+                        200,
+                        &wait_json(
+                            &channel,
+                            &page,
+                            since_id.as_deref(),
+                            consumer_id.as_deref(),
+                            timed_out,
+                        ),
+                    ))
+                }
+                Ok(_) => None,
+                Err(e) => Some(handled(Err(e))),
+            }
+        },
+    ))
 }
 
 fn ack(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {

@@ -44,6 +44,8 @@ pub fn run(config: Config) -> Result<(), String> {
     let logins = Arc::new(crate::login::Logins::new(std::time::Duration::from_secs(
         config.limits.session_ttl_seconds,
     )));
+    let parked = crate::parked::Parked::start(relay.clone())
+        .map_err(|e| format!("cannot start the wait runners: {e}"))?;
     let waking = Arc::clone(&relay);
     let hangups = crate::hangups::Hangups::start(move || waking.hub.wake_all())
         .map_err(|e| format!("cannot start the hangup watcher: {e}"))?;
@@ -54,6 +56,7 @@ pub fn run(config: Config) -> Result<(), String> {
         events,
         logins,
         hangups,
+        parked,
         busy: Default::default(),
         metrics: Default::default(),
         config,

@@ -77,6 +77,8 @@ pub struct Ctx {
     pub logins: Arc<crate::login::Logins>,
     /// Long-polls whose client may leave before the answer is ready.
     pub hangups: Arc<crate::hangups::Hangups>,
+    /// Long-polls waiting without a thread of their own.
+    pub parked: Arc<crate::parked::Parked>,
     /// Request counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// Requests being answered (on a worker, a stream thread or a deferred thread); shutdown
@@ -323,6 +325,10 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy)
         start_deferred(rq, reply, later, &ctx.hangups, busy);
         return;
     }
+    if let Some(parked) = reply.parked.take() {
+        start_parked(ctx, rq, reply, *parked, busy);
+        return;
+    }
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
     // 32 KiB and more to chunked encoding through an 8 KiB buffer).
     let mut response = Response::from_data(reply.body)
@@ -481,6 +487,123 @@ fn start_deferred(
     if let Err(e) = spawned {
         eprintln!("warning: cannot start a waiting thread: {e}");
     }
+}
+
+/// Park a long-poll ([`crate::parked`]): no thread waits for it; when it can answer, a runner
+/// writes the reply whole, with its length, straight to the socket without waiting (the
+/// request's writer is held meanwhile, so replies stay in order), and only a reply the socket
+/// cannot take at once gets a thread to finish writing. Over TLS (where bytes go through the
+/// TLS layer) the wait runs on a thread of its own instead, looking again at each publish.
+fn start_parked(
+    ctx: &Ctx,
+    rq: Request,
+    outer: Reply,
+    parked: crate::wire::ParkedReply,
+    busy: Busy,
+) {
+    let crate::wire::ParkedReply {
+        channel,
+        ticket,
+        deadline,
+        mut check,
+    } = parked;
+    let connection = rq.connection();
+    let plain = !rq.secure() && connection.as_ref().and_then(|c| c.tcp()).is_some();
+    let (Some(connection), true) = (connection, plain) else {
+        let relay = Arc::clone(&ctx.relay);
+        let later: crate::wire::Deferred = Box::new(move |gone| {
+            let mut ticket = ticket;
+            loop {
+                let hub = &relay.hub;
+                let last = match hub.wait(&channel, ticket, deadline) {
+                    crate::hub::Wake::Published => false,
+                    crate::hub::Wake::TimedOut | crate::hub::Wake::Shutdown => true,
+                };
+                if gone.load(Ordering::SeqCst) {
+                    return Reply::empty(200); // not written: the client has gone
+                }
+                ticket = hub.ticket();
+                if let Some(reply) = check(last) {
+                    return reply;
+                }
+            }
+        });
+        start_deferred(rq, outer, later, &ctx.hangups, busy);
+        return;
+    };
+    let head_only = *rq.method() == Method::Head;
+    let watch = ctx.hangups.watch(connection.clone());
+    let gone = Arc::clone(&watch.gone);
+    let mut writer = rq.into_writer();
+    let answer: crate::parked::Answer = Box::new(move |inner: Reply| {
+        let mut headers = outer.headers;
+        headers.extend(inner.headers);
+        let length = format!("Content-Length: {}\r\n", inner.body.len());
+        let mut bytes = head(inner.status, &headers, &length).into_bytes();
+        if !head_only {
+            bytes.extend_from_slice(&inner.body);
+        }
+        drop(watch);
+        // Our turn on the connection: a reply to an earlier pipelined request is written first.
+        if writer.flush().is_err() {
+            return;
+        }
+        let Some(tcp) = connection.tcp() else { return };
+        let sent = send_now(tcp, &bytes);
+        if sent == bytes.len() {
+            drop((writer, busy));
+            return;
+        }
+        let rest = bytes.split_off(sent);
+        let spawned = thread::Builder::new()
+            .name("parked-write".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                if let Some(mut tcp) = connection.tcp() {
+                    // Bounded by the socket's write timeout.
+                    let _ = tcp.write_all(&rest);
+                }
+                drop((writer, busy));
+            });
+        if let Err(e) = spawned {
+            eprintln!("warning: cannot start a thread to finish a reply: {e}");
+        }
+    });
+    ctx.parked.park(crate::parked::Wait {
+        channel,
+        ticket,
+        deadline,
+        gone,
+        check,
+        answer,
+    });
+}
+
+/// Write as much of `bytes` as the socket takes without waiting; returns how much that was.
+fn send_now(tcp: &std::net::TcpStream, bytes: &[u8]) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut sent = 0;
+    while sent < bytes.len() {
+        // SAFETY: a valid socket and an in-bounds buffer; MSG_DONTWAIT never blocks and
+        // MSG_NOSIGNAL turns a closed peer into EPIPE instead of a signal.
+        let n = unsafe {
+            libc::send(
+                tcp.as_raw_fd(),
+                bytes[sent..].as_ptr().cast(),
+                bytes.len() - sent,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            sent += n as usize;
+        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+        {
+            continue;
+        } else {
+            break;
+        }
+    }
+    sent
 }
 
 /// The stages of `http-api.md` §2, first failure answers.
@@ -648,6 +771,7 @@ fn metrics_reply(ctx: &Ctx) -> Reply {
         body: text.into_bytes(),
         stream: None,
         deferred: None,
+        parked: None,
     }
 }
 

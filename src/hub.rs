@@ -37,11 +37,34 @@ struct State {
     shutdown: bool,
 }
 
+/// What the hub tells its listener (see [`Hub::listen`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Note<'a> {
+    /// Something was published on this channel.
+    Channel(&'a str),
+    /// Everyone should look at their state (a cancellation or a hang-up).
+    Everyone,
+    /// The hub shut down.
+    Shutdown,
+}
+
+/// A listener told of every publish, wake-all and the shutdown, after the hub's lock is released.
+pub type Listener = Box<dyn Fn(Note<'_>) + Send + Sync>;
+
 /// Wake-ups for waiters on channels. One per process, shared by every transport.
 #[derive(Default)]
 pub struct Hub {
     state: Mutex<State>,
     cond: Condvar,
+    /// Parked waits (`crate::parked`) hear of publishes here, by channel, instead of through
+    /// the condition variable that wakes every blocked waiter.
+    listener: std::sync::OnceLock<Listener>,
+}
+
+impl AsRef<Hub> for Hub {
+    fn as_ref(&self) -> &Hub {
+        self
+    }
 }
 
 impl Hub {
@@ -53,6 +76,28 @@ impl Hub {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is a few counters; a panic while holding the lock cannot leave it torn.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Set the listener (once; later calls are ignored).
+    pub fn listen(&self, listener: Listener) {
+        let _ = self.listener.set(listener);
+    }
+
+    fn tell(&self, note: Note<'_>) {
+        if let Some(l) = self.listener.get() {
+            l(note);
+        }
+    }
+
+    /// Whether anything was published on `channel` (or everyone was woken) after `ticket`.
+    pub fn published_since(&self, channel: &str, ticket: Ticket) -> bool {
+        let s = self.lock();
+        s.channels
+            .get(channel)
+            .copied()
+            .unwrap_or(0)
+            .max(s.everyone)
+            > ticket.0
     }
 
     /// Take a ticket: call before reading the store, pass to [`Hub::wait`] after.
@@ -73,6 +118,7 @@ impl Hub {
         }
         drop(s);
         self.cond.notify_all();
+        self.tell(Note::Channel(channel));
     }
 
     /// Wake every waiter to re-check its state and the store (used to deliver a cancellation:
@@ -83,6 +129,7 @@ impl Hub {
         s.everyone = s.counter;
         drop(s);
         self.cond.notify_all();
+        self.tell(Note::Everyone);
     }
 
     /// Block until something is published on `channel` after `ticket`, the deadline passes, or
@@ -117,6 +164,7 @@ impl Hub {
     pub fn shutdown(&self) {
         self.lock().shutdown = true;
         self.cond.notify_all();
+        self.tell(Note::Shutdown);
     }
 
     /// Sleep until `deadline` or until the hub shuts down, whichever comes first; returns whether

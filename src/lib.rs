@@ -210,6 +210,7 @@ pub mod login;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
+pub mod parked;
 pub mod queue;
 pub mod relay;
 pub mod scripting;

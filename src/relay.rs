@@ -91,6 +91,12 @@ pub struct Relay {
     started: Instant,
 }
 
+impl AsRef<crate::hub::Hub> for Relay {
+    fn as_ref(&self) -> &crate::hub::Hub {
+        &self.hub
+    }
+}
+
 impl Relay {
     /// Put a store and settings together.
     pub fn new(store: Store, settings: Settings) -> Relay {

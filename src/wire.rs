@@ -24,6 +24,22 @@ pub struct Reply {
     /// and returns the reply to write then, whole, with its length. Its status and headers are
     /// added to this reply's headers.
     pub deferred: Option<Deferred>,
+    /// When set, the reply is not ready yet and waits without a thread of its own
+    /// ([`crate::parked`]): its reply's status and headers are added to this reply's headers.
+    pub parked: Option<Box<ParkedReply>>,
+}
+
+/// A long-poll to park: woken by publishes on `channel` after `ticket` (taken before the read
+/// that found nothing), looked at a last time at `deadline`.
+pub struct ParkedReply {
+    /// The channel whose publishes wake it.
+    pub channel: String,
+    /// The hub ticket taken before the read that found nothing.
+    pub ticket: crate::hub::Ticket,
+    /// When it gets its last look.
+    pub deadline: std::time::Instant,
+    /// Look again; must answer when told it is the last look.
+    pub check: crate::parked::Check,
 }
 
 /// A reply computed later, off the request workers.
@@ -38,6 +54,7 @@ impl std::fmt::Debug for Reply {
             .field("body_len", &self.body.len())
             .field("stream", &self.stream.is_some())
             .field("deferred", &self.deferred.is_some())
+            .field("parked", &self.parked.is_some())
             .finish()
     }
 }
@@ -55,6 +72,7 @@ impl Reply {
             body: serde_json::to_vec(value).unwrap_or_default(),
             stream: None,
             deferred: None,
+            parked: None,
         }
     }
 
@@ -70,6 +88,23 @@ impl Reply {
         r
     }
 
+    /// A long-poll that waits without a thread (see [`Reply::parked`]).
+    pub fn parked(
+        channel: String,
+        ticket: crate::hub::Ticket,
+        deadline: std::time::Instant,
+        check: impl FnMut(bool) -> Option<Reply> + Send + 'static,
+    ) -> Reply {
+        let mut r = Reply::empty(200);
+        r.parked = Some(Box::new(ParkedReply {
+            channel,
+            ticket,
+            deadline,
+            check: Box::new(check),
+        }));
+        r
+    }
+
     /// A reply with a status and no body.
     pub fn empty(status: u16) -> Reply {
         Reply {
@@ -78,6 +113,7 @@ impl Reply {
             body: Vec::new(),
             stream: None,
             deferred: None,
+            parked: None,
         }
     }
 

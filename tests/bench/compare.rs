@@ -14,11 +14,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A relay under test: the process (for its RSS) and where it listens.
-struct Target {
+pub(super) struct Target {
     name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
+    pub(super) child: Child,
+    pub(super) addr: SocketAddr,
+    pub(super) dir: PathBuf,
     started_in: Duration,
 }
 
@@ -45,7 +45,7 @@ fn free_port() -> u16 {
 }
 
 /// The original's entry point, installed on first use.
-fn original() -> PathBuf {
+pub(super) fn original() -> PathBuf {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-original");
     let bin = venv.join("bin/claude-code-bridge");
     if !bin.exists() {
@@ -63,7 +63,7 @@ fn original() -> PathBuf {
     bin
 }
 
-fn start(name: &'static str, program: &Path, env: &[(&str, &str)]) -> Target {
+pub(super) fn start(name: &'static str, program: &Path, env: &[(&str, &str)]) -> Target {
     let dir = super::bench_dir(name);
     let port = free_port();
     let t = Instant::now();
@@ -72,7 +72,11 @@ fn start(name: &'static str, program: &Path, env: &[(&str, &str)]) -> Target {
         .arg(dir.join("bench.db"))
         .current_dir(&dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(
+            std::fs::File::create(dir.join("stderr.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        );
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -572,7 +576,7 @@ fn hold_sse(addr: SocketAddr, n: usize) -> Vec<BufReader<TcpStream>> {
 }
 
 /// Raise this process's open-file limit as far as allowed (the relays inherit it).
-fn raise_nofile() {
+pub(super) fn raise_nofile() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -7,12 +7,14 @@
 //!
 //! `cargo bench --bench relay -- compare [SECONDS]` runs the side-by-side comparison with the
 //! Python original instead (see `compare.rs`); `-- soak [MINUTES]` the soak run (`soak.rs`);
-//! `--features tls -- tls [SECONDS]` HTTPS beside plain HTTP (`tls.rs`).
+//! `--features tls -- tls [SECONDS]` HTTPS beside plain HTTP (`tls.rs`); `-- fleet [OPTIONS]`
+//! N idle agents with waiting consumers, beside the original (`fleet.rs`).
 //!
 //! Scenarios: `POST /api/send` at 1, 10 and 50 clients; `GET /api/messages?since_id=<newest>`
 //! (tail read) at 10 clients; the hello-world ceiling at 10 clients.
 
 mod compare;
+mod fleet;
 mod soak;
 #[cfg(feature = "tls")]
 mod tls;
@@ -260,6 +262,10 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5.0);
+    if std::env::args().any(|a| a == "fleet") {
+        fleet::run();
+        return;
+    }
     if std::env::args().any(|a| a == "compare") {
         compare::run(secs);
         return;

@@ -115,6 +115,27 @@ impl ClientConnection {
         self
     }
 
+    /// claude-bridge patch: when this connection may wait for its next request without a thread
+    /// (see `util::parking`): the socket to watch and its read timeout. That is a plain-TCP
+    /// connection that will read another request, whose previous request's body is done, with
+    /// nothing buffered and nothing readable yet.
+    pub(crate) fn idle_socket(&mut self) -> Option<(std::os::fd::RawFd, Option<std::time::Duration>)> {
+        use std::os::fd::AsRawFd;
+        if self.no_more_requests || self.secure {
+            return None;
+        }
+        let (fd, timeout) = match self.connection.as_deref()? {
+            crate::connection::Connection::Tcp(s) => (s.as_raw_fd(), s.read_timeout().ok()?),
+            #[cfg(unix)]
+            crate::connection::Connection::Unix(_) => return None,
+        };
+        let reader = self.next_header_source.turn()?;
+        if !reader.buffer().is_empty() || crate::util::parking::readable_now(fd) {
+            return None;
+        }
+        Some((fd, timeout))
+    }
+
     /// true if the connection is HTTPS
     pub fn secure(&self) -> bool {
         self.secure

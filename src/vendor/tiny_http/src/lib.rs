@@ -87,7 +87,8 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
-#![forbid(unsafe_code)]
+// claude-bridge patch: deny, not forbid, so that util/parking.rs alone may call epoll.
+#![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
@@ -165,6 +166,33 @@ struct OpenConnection(Arc<ConnectionLimit>);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// claude-bridge patch: read requests from `client` into `messages` until it ends; between
+/// requests, an idle connection is parked (util/parking.rs) and this thread returns to the pool.
+fn serve_connection(
+    mut client: ClientConnection,
+    open: OpenConnection,
+    messages: Arc<MessagesQueue<Message>>,
+    parking: Option<Arc<util::parking::Parking>>,
+) {
+    loop {
+        if let Some(lot) = &parking {
+            if let Some((fd, idle)) = client.idle_socket() {
+                let again = Arc::clone(lot);
+                lot.park(
+                    fd,
+                    idle,
+                    Box::new(move || serve_connection(client, open, messages, Some(again))),
+                );
+                return;
+            }
+        }
+        match client.next() {
+            Some(rq) => messages.push(rq.into()),
+            None => return,
+        }
     }
 }
 
@@ -350,7 +378,16 @@ impl Server {
         let inside_messages = messages.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            let tasks_pool = Arc::new(util::TaskPool::new());
+            // claude-bridge patch: idle plain-TCP connections wait in one epoll set, not on a
+            // thread each (util/parking.rs); without it (no epoll), upstream's way.
+            let parking = match util::parking::Parking::start(Arc::clone(&tasks_pool)) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("tiny_http: cannot park idle connections ({e}); a thread each");
+                    None
+                }
+            };
 
             log::debug!("Running accept thread");
             let mut backoff = Duration::ZERO;
@@ -413,8 +450,10 @@ impl Server {
                         backoff = Duration::ZERO;
                         let messages = inside_messages.clone();
                         let mut client = Some((client, open));
+                        let parking = parking.clone();
                         tasks_pool.spawn(Box::new(move || {
-                            if let Some((client, _open)) = client.take() {
+                            let messages = messages.clone();
+                            if let Some((client, open)) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 // claude-bridge patch: not with rustls, whose stream
                                 // reads and writes at once (src/ssl/rustls.rs)
@@ -425,9 +464,7 @@ impl Server {
                                         receiver.recv().unwrap();
                                     }
                                 } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
+                                    serve_connection(client, open, messages, parking.clone());
                                 }
                             }
                         }));

@@ -15,6 +15,7 @@ mod equal_reader;
 mod fused_reader;
 mod head_clock;
 mod messages_queue;
+pub(crate) mod parking;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;

@@ -110,6 +110,23 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// claude-bridge patch: wait until the previous reader is done, then lend the inner reader
+    /// (to look at what it has buffered). `None` if the previous reader vanished unfinished.
+    pub fn turn(&mut self) -> Option<&mut R> {
+        if let SequentialReaderInner::Waiting(ref recv) = self.inner {
+            match recv.recv() {
+                Ok(r) => self.inner = SequentialReaderInner::MyTurn(r),
+                Err(_) => return None,
+            }
+        }
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
