@@ -210,7 +210,6 @@ pub mod login;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
-pub mod queue;
 pub mod relay;
 pub mod scripting;
 pub mod store;

@@ -143,7 +143,7 @@ pub fn handle(
                 .map(Value::to_string);
             if let Some(flag) = target.and_then(|t| session.flights().get(&t).cloned()) {
                 flag.store(true, Ordering::SeqCst);
-                relay.hub.wake_all();
+                relay.wake_all();
             }
         }
         return None;

@@ -1,17 +1,11 @@
 //! The task-queue tools (`mcp.md` §4.9–4.13): schemas, argument rules beyond the schema, and
 //! text renderings. The operations are in [`crate::queue`].
 
-use super::tools::{annotations, present, tool, Outcome};
+use super::tools::{annotations, tool, Outcome};
 use crate::relay::Relay;
-use crate::store::tasks::{Failed, NewTask, Task};
-use crate::validate::{self, FieldError};
+use crate::store::tasks::{Failed, Task};
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
-
-/// Largest stored payload, result or error text, in UTF-8 bytes.
-const MAX_TASK_TEXT: usize = 131_072;
-/// Deepest payload or result (the value itself is depth 0).
-const MAX_TASK_DEPTH: usize = 128;
 
 /// The `tools/list` entry of a queue tool.
 pub(super) fn definition(name: &str) -> Option<Value> {
@@ -60,7 +54,7 @@ pub(super) fn definition(name: &str) -> Option<Value> {
                     "description": "Who you are, e.g. <project>:worker-1."},
                 "lease_seconds": {"type": "integer", "minimum": 1,
                     "description": "How long the job is yours (default 300, at most 3600)."},
-                "wait_seconds": {"type": "number", "minimum": 0, "maximum": 55, "default": 0,
+                "wait_seconds": {"type": "number", "minimum": 0, "maximum": crate::relay::MAX_WAIT.as_secs(), "default": 0,
                     "description": "Wait up to this long for a job (max 55)."}},
              "required": ["channel", "consumer"], "additionalProperties": false}),
             annotations("Claim a task", false, false, Some(false)),
@@ -125,94 +119,8 @@ pub(super) fn run(
     }
 }
 
-fn ident<'a>(args: &'a Map<String, Value>, key: &str, max: usize) -> Result<&'a str, FieldError> {
-    validate::identity(key, args.get(key).unwrap_or(&Value::Null), max)
-}
-
-fn opt_ident<'a>(
-    args: &'a Map<String, Value>,
-    key: &str,
-    max: usize,
-) -> Result<Option<&'a str>, FieldError> {
-    present(args, key)
-        .map(|v| validate::identity(key, v, max))
-        .transpose()
-}
-
-fn int(args: &Map<String, Value>, key: &str, default: i64) -> i64 {
-    present(args, key)
-        .and_then(Value::as_i64)
-        .unwrap_or(default)
-}
-
-/// A JSON value stored as canonical text: depth ≤ 128, ≤ 128 KiB.
-fn json_text(field: &str, v: &Value) -> Result<String, FieldError> {
-    validate::json_value(field, v, MAX_TASK_DEPTH)?;
-    let text = crate::json::canonical(v);
-    check_text(field, &text)?;
-    Ok(text)
-}
-
-fn check_text(field: &str, text: &str) -> Result<(), FieldError> {
-    if text.len() > MAX_TASK_TEXT {
-        return Err(FieldError::new(
-            field,
-            "too_large",
-            format!("must be at most {MAX_TASK_TEXT} bytes"),
-        ));
-    }
-    if text.contains('\0') {
-        return Err(FieldError::new(
-            field,
-            "nul_byte",
-            "must not contain NUL bytes",
-        ));
-    }
-    Ok(())
-}
-
-fn channel_of(args: &Map<String, Value>) -> Result<&str, FieldError> {
-    ident(args, "channel", validate::MAX_CHANNEL_CHARS)
-}
-
 fn enqueue(relay: &Relay, args: &Map<String, Value>) -> Outcome {
-    // `payload: null` is a real payload, so presence is the key being there.
-    let (has_payload, has_content) = (
-        args.contains_key("payload"),
-        present(args, "content").is_some(),
-    );
-    if has_payload == has_content {
-        return Err(FieldError::new(
-            "payload",
-            "exclusive",
-            "provide exactly one of payload or content",
-        )
-        .into());
-    }
-    let channel = channel_of(args)?;
-    let payload = if has_payload {
-        json_text("payload", &args["payload"])?
-    } else {
-        let text = args["content"].as_str().unwrap_or_default();
-        check_text("payload", text)?;
-        text.to_owned()
-    };
-    let idempotency_key = opt_ident(args, "idempotency_key", validate::MAX_REF_CHARS)?;
-    let enqueued_by = opt_ident(args, "enqueued_by", validate::MAX_REF_CHARS)?;
-    let t = NewTask {
-        channel,
-        payload: &payload,
-        priority: int(args, "priority", 0),
-        max_attempts: int(
-            args,
-            "max_attempts",
-            relay.settings.default_max_attempts.into(),
-        ),
-        delay_seconds: int(args, "delay_seconds", 0),
-        idempotency_key,
-        enqueued_by,
-    };
-    let (created, task) = relay.enqueue(&t)?;
+    let (created, task) = relay.enqueue(&relay.parse_enqueue(args)?)?;
     let mut text = format!(
         "Task {} queued in {} ({}, priority {}, up to {} attempts).",
         task.id, task.channel, task.status, task.priority, task.max_attempts
@@ -235,23 +143,9 @@ fn claim(
     args: &Map<String, Value>,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Outcome {
-    let channel = channel_of(args)?;
-    let consumer = ident(args, "consumer", validate::MAX_CONSUMER_CHARS)?;
-    let max_lease = relay.settings.max_lease_seconds as i64;
-    let default_lease = (relay.settings.default_lease_seconds as i64).min(max_lease);
-    let lease = int(args, "lease_seconds", default_lease).clamp(1, max_lease);
-    let wait = present(args, "wait_seconds")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0)
-        .clamp(0.0, 55.0);
-    let claimed = relay.claim(
-        channel,
-        consumer,
-        lease,
-        std::time::Duration::from_secs_f64(wait),
-        cancel,
-    )?;
-    let Some(c) = claimed else {
+    let claim = relay.parse_claim(args)?;
+    let channel = &claim.channel;
+    let Some(c) = relay.claim(&claim, cancel)? else {
         return Ok((
             json!({"channel": channel, "task": null}),
             format!("No task is available in {channel} right now."),
@@ -266,7 +160,7 @@ fn claim(
     let mut text = format!(
         "Claimed task {} from {} (attempt {}/{}). Lease held by {} until {expires}; \
          lease_token {}. Finish with bridge_complete or bridge_fail.\npayload: ",
-        t.id, t.channel, t.attempts, t.max_attempts, consumer, c.lease_token
+        t.id, t.channel, t.attempts, t.max_attempts, claim.consumer, c.lease_token
     );
     text.push_str(&c.payload);
     let mut task = t.view();
@@ -275,36 +169,16 @@ fn claim(
     Ok((json!({"channel": channel, "task": task}), text))
 }
 
-/// The arguments complete and fail share.
-fn fenced_args(args: &Map<String, Value>) -> Result<(&str, &str, &str), FieldError> {
-    Ok((
-        channel_of(args)?,
-        ident(args, "task_id", validate::MAX_REF_CHARS)?,
-        ident(args, "lease_token", validate::MAX_REF_CHARS)?,
-    ))
-}
-
 fn complete(relay: &Relay, args: &Map<String, Value>) -> Outcome {
-    let (channel, task_id, token) = fenced_args(args)?;
-    let result = present(args, "result")
-        .map(|v| json_text("result", v))
-        .transpose()?;
-    let task = relay.complete(channel, task_id, token, result.as_deref())?;
+    let (fence, result) = relay.parse_complete(args)?;
+    let task = relay.complete(&fence, result.as_deref())?;
     let text = format!("Task {} in {} is completed.", task.id, task.channel);
     Ok((Value::Object(task.view()), text))
 }
 
 fn fail(relay: &Relay, args: &Map<String, Value>) -> Outcome {
-    let (channel, task_id, token) = fenced_args(args)?;
-    let error = present(args, "error").and_then(Value::as_str);
-    if let Some(e) = error {
-        check_text("error", e)?;
-    }
-    let requeue = present(args, "requeue")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let delay = int(args, "retry_delay_seconds", 0);
-    let (outcome, task) = relay.fail(channel, task_id, token, requeue, error, delay)?;
+    let (fence, error, requeue, delay) = relay.parse_fail(args)?;
+    let (outcome, task) = relay.fail(&fence, requeue, error.as_deref(), delay)?;
     let text = match outcome {
         Failed::Requeued => format!(
             "Task {} in {} failed and was requeued (attempt {}/{}); it may be claimed again from {}.",
@@ -323,10 +197,7 @@ fn fail(relay: &Relay, args: &Map<String, Value>) -> Outcome {
 }
 
 fn tasks(relay: &Relay, args: &Map<String, Value>) -> Outcome {
-    let channel = channel_of(args)?;
-    let status = present(args, "status").and_then(Value::as_str);
-    let limit = int(args, "limit", 50).clamp(1, 500) as usize;
-    let (counts, list) = relay.store.tasks(channel, status, limit)?;
+    let (channel, counts, list) = relay.tasks(args)?;
     let mut text = format!("Queue {channel}: ");
     let nonzero: Vec<String> = counts
         .iter()

@@ -148,7 +148,7 @@ fn wait_properties() -> Map<String, Value> {
     let mut p = read_properties();
     p.insert(
         "timeout_seconds".into(),
-        json!({"type": "number", "minimum": 0, "maximum": 55, "default": 20,
+        json!({"type": "number", "minimum": 0, "maximum": crate::relay::MAX_WAIT.as_secs(), "default": 20,
                "description": "How long to wait when nothing is there yet."}),
     );
     p
@@ -458,7 +458,8 @@ fn wait(
     let secs = present(args, "timeout_seconds")
         .and_then(Value::as_f64)
         .unwrap_or(20.0);
-    let total = std::time::Duration::from_secs_f64(secs.clamp(0.0, 55.0));
+    let total =
+        std::time::Duration::from_secs_f64(secs.clamp(0.0, crate::relay::MAX_WAIT.as_secs_f64()));
     let started = std::time::Instant::now();
     let mut waited = |channel: &str, cursor: Cursor<'_>, limit: usize| loop {
         let left = total.saturating_sub(started.elapsed());
@@ -649,7 +650,7 @@ fn status(relay: &Relay, args: &Map<String, Value>) -> Outcome {
         text.push_str("There are no channels yet (none holds a message).");
     }
     for (c, s) in &stats {
-        let newest = relay.store.newest(c, per)?;
+        let newest = relay.read(c, Cursor::Newest, per)?.messages;
         let _ = writeln!(text, "{c}: {} message(s)", s.count);
         for m in &newest {
             let flat: String = m

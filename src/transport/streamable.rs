@@ -309,7 +309,7 @@ impl Sessions {
             // We send no server-initiated messages: keep-alive comments only, until the client
             // goes away or the relay shuts down.
             loop {
-                if relay.hub.sleep(Instant::now() + keepalive) {
+                if relay.sleep(Instant::now() + keepalive) {
                     return;
                 }
                 if w.write_all(b": keep-alive\n\n")
@@ -404,7 +404,7 @@ fn stream_call(
                 // The client is gone: stop the call.
                 if let Some(flag) = key.as_ref().and_then(|k| in_flight.cancel_flag(k)) {
                     flag.store(true, Ordering::SeqCst);
-                    relay.hub.wake_all();
+                    relay.wake_all();
                 }
                 return;
             }
