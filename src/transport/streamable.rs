@@ -366,19 +366,12 @@ fn stream_call(
         let (tx, rx) = std::sync::mpsc::channel::<(Value, bool)>();
         let in_flight = state.clone();
         let key = msg.get("id").map(Value::to_string);
-        let call_relay = Arc::clone(&relay);
-        let spawned = std::thread::Builder::new()
-            .name("mcp-call".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let notes = tx.clone();
-                let result = mcp::handle(&call_relay, &mut state, &msg, &mut |n| {
-                    let _ = notes.send((n, false));
-                });
-                if let Some(r) = result {
-                    let _ = tx.send((r, true));
-                }
+        let spawned = mcp::spawn(Arc::clone(&relay), state, msg, move |o| {
+            let _ = tx.send(match o {
+                mcp::Out::Note(v) => (v, false),
+                mcp::Out::Reply(v) => (v, true),
             });
+        });
         if spawned.is_err() {
             return;
         }
