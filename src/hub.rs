@@ -61,9 +61,31 @@ pub struct Hub {
     listener: std::sync::OnceLock<Listener>,
 }
 
-impl AsRef<Hub> for Hub {
-    fn as_ref(&self) -> &Hub {
-        self
+/// What parked waits (`crate::parked`) need of a hub: the hub itself, or whatever owns one
+/// (the relay, which keeps its hub private).
+pub trait Wakes: Send + Sync {
+    /// See [`Hub::ticket`].
+    fn ticket(&self) -> Ticket;
+    /// See [`Hub::published_since`].
+    fn published_since(&self, channel: &str, ticket: Ticket) -> bool;
+    /// See [`Hub::listen`].
+    fn listen(&self, listener: Listener);
+    /// See [`Hub::wait`].
+    fn wait_publish(&self, channel: &str, ticket: Ticket, deadline: Instant) -> Wake;
+}
+
+impl Wakes for Hub {
+    fn ticket(&self) -> Ticket {
+        Hub::ticket(self)
+    }
+    fn published_since(&self, channel: &str, ticket: Ticket) -> bool {
+        Hub::published_since(self, channel, ticket)
+    }
+    fn listen(&self, listener: Listener) {
+        Hub::listen(self, listener)
+    }
+    fn wait_publish(&self, channel: &str, ticket: Ticket, deadline: Instant) -> Wake {
+        Hub::wait(self, channel, ticket, deadline)
     }
 }
 

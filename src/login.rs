@@ -2,9 +2,11 @@
 //! HttpOnly cookie, so the page never keeps the token. Sessions live in memory only (a restart
 //! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`.
 
+use crate::wire::{all, Reply};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tiny_http::{Header, Method};
 
 /// The cookie's name.
 pub const COOKIE: &str = "claude_bridge_session";
@@ -60,6 +62,43 @@ impl Logins {
     pub fn clear_cookie(secure: bool) -> String {
         let secure = if secure { "; Secure" } else { "" };
         format!("{COOKIE}=; HttpOnly; Max-Age=0; Path=/; SameSite=Strict{secure}")
+    }
+}
+
+impl Logins {
+    /// `/api/session`: trade the bearer token for a cookie (POST), check (GET), end (DELETE).
+    /// The pipeline has already authenticated the request; `required` says whether the relay
+    /// has a token at all, `secure` whether the cookie must be `Secure`.
+    pub fn serve(
+        &self,
+        method: &Method,
+        headers: &[Header],
+        required: bool,
+        secure: bool,
+    ) -> Reply {
+        let cookie = cookie_value(&all(headers, "Cookie"));
+        let state = |authenticated: bool| {
+            Reply::json(
+                200,
+                &serde_json::json!({"authenticated": authenticated, "auth_required": required}),
+            )
+        };
+        match method {
+            Method::Post if required => {
+                if let Some(old) = cookie {
+                    self.revoke(old);
+                }
+                let id = self.start();
+                state(true).with_header("Set-Cookie", self.set_cookie(&id, secure))
+            }
+            Method::Delete => {
+                if let Some(old) = cookie {
+                    self.revoke(old);
+                }
+                state(false).with_header("Set-Cookie", Logins::clear_cookie(secure))
+            }
+            _ => state(true),
+        }
     }
 }
 

@@ -13,7 +13,9 @@
 //! channel after the ticket queues the wait at once; a later publish reaches the hub listener,
 //! which takes this lock after the entry is in place and queues it.
 
-use crate::hub::{Hub, Note, Ticket};
+#[cfg(test)]
+use crate::hub::Hub;
+use crate::hub::{Note, Ticket, Wakes};
 use crate::wire::Reply;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -61,7 +63,7 @@ struct State {
 
 /// The registry of parked waits and its runners.
 pub struct Parked {
-    hub: Arc<dyn AsRef<Hub> + Send + Sync>,
+    hub: Arc<dyn Wakes>,
     state: Mutex<State>,
     cond: Condvar,
 }
@@ -69,7 +71,7 @@ pub struct Parked {
 impl Parked {
     /// Start the runners and listen to `hub`.
     /// `hub` is anything that holds the hub (the relay, or a hub alone).
-    pub fn start(hub: Arc<dyn AsRef<Hub> + Send + Sync>) -> std::io::Result<Arc<Parked>> {
+    pub fn start(hub: Arc<dyn Wakes>) -> std::io::Result<Arc<Parked>> {
         let parked = Arc::new(Parked {
             hub: Arc::clone(&hub),
             state: Mutex::new(State::default()),
@@ -83,7 +85,7 @@ impl Parked {
                 .spawn(move || me.run())?;
         }
         let weak = Arc::downgrade(&parked);
-        (*hub).as_ref().listen(Box::new(move |note| {
+        hub.listen(Box::new(move |note| {
             if let Some(p) = weak.upgrade() {
                 p.note(note);
             }
@@ -119,11 +121,7 @@ impl Parked {
         let due = s.shutdown
             || wait.deadline <= Instant::now()
             || wait.gone.load(Ordering::SeqCst)
-            || self
-                .hub
-                .as_ref()
-                .as_ref()
-                .published_since(&wait.channel, wait.ticket);
+            || self.hub.published_since(&wait.channel, wait.ticket);
         s.by_channel
             .entry(wait.channel.clone())
             .or_default()
@@ -230,7 +228,7 @@ impl Parked {
                 continue; // nobody to answer; dropping it releases the connection
             }
             // The ticket before the look: a publish during it queues the wait again.
-            let ticket = self.hub.as_ref().as_ref().ticket();
+            let ticket = self.hub.ticket();
             let checked =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (wait.check)(last)))
                     .unwrap_or_else(|_| {
