@@ -438,6 +438,69 @@ fn a_send_by_a_stdio_process_wakes_an_http_waiter_within_100_ms() {
 }
 
 #[test]
+fn a_send_by_a_stdio_process_wakes_an_http_waiter_without_waiting_for_the_poll() {
+    // The relay polls the db every 2 s here; inotify on the write-ahead log must wake it at
+    // once, so the median lag of 20 rounds is far below the interval (a poll would make it
+    // ~1 s). Each round waits until the waiter is parked (the waiter gauge), not for a time.
+    use std::io::{BufRead, Write};
+    use std::time::{Duration, Instant};
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_EVENT_POLL_MS", "2000")]);
+    let waiters = || -> u64 {
+        r.get("/metrics")
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("claude_bridge_waiters "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the waiter gauge")
+    };
+    let mut child = crate::support::spawn_stdio(&r.db.display().to_string());
+    let mut input = child.stdin.take().unwrap();
+    let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lags = Vec::new();
+    for i in 0..20 {
+        let addr = r.addr;
+        let waiter = std::thread::spawn(move || {
+            let resp = crate::support::raw(
+                addr,
+                b"GET /api/wait?channel=x:inotify&consumer_id=c&timeout_seconds=30 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                false,
+            );
+            (Instant::now(), resp.json())
+        });
+        let t = Instant::now();
+        while waiters() == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the wait never parked"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let call = json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"bridge_send","arguments":{"channel":"x:inotify","sender":"stdio","content":format!("n{i}")}}});
+        writeln!(input, "{call}").unwrap();
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        let sent_at = Instant::now(); // the send is committed once stdio replies
+        let (woke_at, v) = waiter.join().unwrap();
+        assert_eq!(v["messages"][0]["content"], format!("n{i}"), "{v}");
+        let id = v["next_cursor"].as_str().unwrap().to_string();
+        let acked = r.post(
+            "/api/ack",
+            &json!({"channel":"x:inotify","consumer_id":"c","message_id":id}),
+        );
+        assert_eq!(acked.status, 200);
+        lags.push(woke_at.saturating_duration_since(sent_at));
+    }
+    lags.sort();
+    let median = lags[lags.len() / 2];
+    assert!(
+        median <= Duration::from_millis(200),
+        "median wake lag {median:?} with a 2 s poll: {lags:?}"
+    );
+    drop(input);
+    let _ = child.wait();
+}
+
+#[test]
 fn a_pending_stdio_wait_does_not_block_the_session() {
     use std::io::{BufRead, Write};
     let dir = TempDir::new();

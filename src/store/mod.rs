@@ -15,6 +15,7 @@
 mod audit;
 mod housekeeping;
 mod messages;
+mod notify;
 mod outbox;
 mod schema;
 mod stats;

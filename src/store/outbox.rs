@@ -57,8 +57,9 @@ impl Store {
     }
 }
 
-/// Watch the db file for what other processes commit, checking `PRAGMA data_version` every
-/// `every` on its own read connection and thread. When it changed, the event outbox rows since
+/// Watch the db file for what other processes commit, checking `PRAGMA data_version` on its own
+/// read connection and thread as soon as inotify reports a write to the db or its WAL
+/// (`notify.rs`), and every `every` in any case (the fallback where inotify reports nothing). When it changed, the event outbox rows since
 /// the last look that another instance wrote (`source_instance` other than `instance`) name the
 /// channels that changed, and `changed` is called once per such channel. This process's own
 /// commits also move `data_version` but wake no one here: their waiters were woken at commit.
@@ -82,6 +83,8 @@ pub fn watch(
         )
     };
     let mut seen = max_event(&conn).map_err(std::io::Error::other)?;
+    // Other processes' writes end the wait at once; the poll stays the fallback.
+    let notify = super::notify::Notify::new(path);
     std::thread::Builder::new()
         .name("db-watch".into())
         .stack_size(128 * 1024)
@@ -91,12 +94,26 @@ pub fn watch(
                     .ok()
             };
             let mut last = version(&conn);
+            // Quick looks still due after a write that showed no change yet.
+            let mut rechecks: &[Duration] = &[];
             loop {
-                std::thread::sleep(every);
+                match (&notify, rechecks.split_first()) {
+                    (Some(_), Some((pause, rest))) => {
+                        std::thread::sleep(*pause);
+                        rechecks = rest;
+                    }
+                    (Some(n), None) => {
+                        if n.wait(every) {
+                            rechecks = &super::notify::Notify::RECHECKS;
+                        }
+                    }
+                    (None, _) => std::thread::sleep(every),
+                }
                 let now = version(&conn);
                 if now.is_none() || now == last {
                     continue;
                 }
+                rechecks = &[];
                 last = now;
                 changed(Changed::Anything);
                 match foreign_channels(&conn, seen, &instance) {

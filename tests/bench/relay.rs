@@ -8,7 +8,8 @@
 //! `cargo bench --bench relay -- compare [SECONDS]` runs the side-by-side comparison with the
 //! Python original instead (see `compare.rs`); `-- soak [MINUTES]` the soak run (`soak.rs`);
 //! `--features tls -- tls [SECONDS]` HTTPS beside plain HTTP (`tls.rs`); `-- fleet [OPTIONS]`
-//! N idle agents with waiting consumers, beside the original (`fleet.rs`).
+//! N idle agents with waiting consumers, beside the original (`fleet.rs`); `-- crossproc
+//! [ROUNDS]` only the cross-process wake-up (a `--stdio` process sends, an HTTP waiter wakes).
 //!
 //! Scenarios: `POST /api/send` at 1, 10 and 50 clients; `GET /api/messages?since_id=<newest>`
 //! (tail read) at 10 clients; the hello-world ceiling at 10 clients.
@@ -262,6 +263,14 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5.0);
+    if std::env::args().any(|a| a == "crossproc") {
+        let rounds = std::env::args()
+            .skip(1)
+            .find_map(|a| a.parse().ok())
+            .unwrap_or(500);
+        cross_process(rounds);
+        return;
+    }
     if std::env::args().any(|a| a == "fleet") {
         fleet::run();
         return;
@@ -751,4 +760,71 @@ fn queue(relay: &Relay, secs: f64) {
         lags.push(woke.saturating_duration_since(enqueued).as_micros() as u64);
     }
     report_latencies("enqueue -> woken waiting claim", lags);
+}
+
+/// Send by a `--stdio` process → woken `/api/wait` on the HTTP relay (same db), `rounds`
+/// times: the lag from the stdio reply to the waiter's reply. The waiter is known to be parked
+/// (the relay's waiter gauge) before each send.
+fn cross_process(rounds: usize) {
+    let relay = start_relay(bench_dir("crossproc"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-bridge"))
+        .arg("--stdio")
+        .arg("--db")
+        .arg(relay.dir.join("bench.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start --stdio");
+    let mut input = child.stdin.take().expect("stdin");
+    let mut output = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut metrics = BufReader::new(TcpStream::connect(relay.addr).expect("connect"));
+    let mut waiting = || -> u64 {
+        let body = exchange(
+            &mut metrics,
+            b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        )
+        .expect("metrics");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("claude_bridge_waiters "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let addr = relay.addr;
+    let mut lags = Vec::with_capacity(rounds);
+    let mut line = String::new();
+    for i in 0..rounds {
+        let waiter = thread::spawn(move || {
+            let mut c = BufReader::new(tcp(addr));
+            let req = "GET /api/wait?channel=bench:xp&consumer_id=x&timeout_seconds=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+            let body = exchange(&mut c, req.as_bytes()).expect("wait");
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            let id = v["next_cursor"].as_str().unwrap_or_default().to_owned();
+            let woke = Instant::now();
+            // Move the consumer past what it got, so the next round waits again.
+            let ack = format!(
+                "{{\"channel\":\"bench:xp\",\"consumer_id\":\"x\",\"message_id\":\"{id}\"}}"
+            );
+            exchange(&mut c, &post("/api/ack", &ack)).expect("ack");
+            woke
+        });
+        while waiting() == 0 {
+            thread::sleep(Duration::from_micros(200));
+        }
+        writeln!(input, "{}", send_call_to("bench:xp", i)).expect("write");
+        line.clear();
+        output.read_line(&mut line).expect("read");
+        let sent_at = Instant::now();
+        let woke_at = waiter.join().expect("waiter");
+        lags.push(woke_at.saturating_duration_since(sent_at).as_micros() as u64);
+    }
+    lags.sort_unstable();
+    println!(
+        "send by another process (--stdio) -> woken /api/wait: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  ({rounds} rounds)",
+        pct(&lags, 0.5),
+        pct(&lags, 0.99),
+        *lags.last().unwrap_or(&0) as f64 / 1000.0
+    );
+    drop(input);
+    let _ = child.wait();
 }
