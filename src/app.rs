@@ -18,6 +18,7 @@ pub fn run(config: Config) -> Result<(), String> {
         Some(tls) => Some(tls_files(tls)?),
         None => None,
     };
+    raise_open_file_limit();
     let relay = open_relay(&config)?;
     let db_abs = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
     let listener = http::bind(config.listen, config.port)
@@ -73,6 +74,23 @@ pub fn run(config: Config) -> Result<(), String> {
     match http::serve(ctx, server, signals) {
         Stop::Signal => Ok(()),
         Stop::Fatal(msg) => Err(msg),
+    }
+}
+
+/// Raise this process's soft limit on open descriptors to its hard limit: every agent holds a
+/// connection (a descriptor), and a default soft limit of 1024 would stop a relay near a
+/// thousand agents that the hard limit allows. Failure changes nothing (the limit stays).
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }
 

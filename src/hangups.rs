@@ -8,6 +8,7 @@
 //! raised and waiters are woken so the wait ends at once instead of at its timeout. Data waiting
 //! to be read (a pipelined request) is not a hangup. The watcher sleeps while nothing is watched.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -20,13 +21,13 @@ pub const CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// The requests being watched, and the watcher thread's wake-up.
 pub struct Hangups {
-    watched: Mutex<Vec<Watched>>,
+    watched: Mutex<HashMap<u64, Watched>>,
     not_empty: Condvar,
     next_id: AtomicU64,
 }
 
+#[derive(Clone)]
 struct Watched {
-    id: u64,
     connection: ConnectionHandle,
     gone: Arc<AtomicBool>,
 }
@@ -44,7 +45,7 @@ impl Hangups {
     /// raised one or more flags, to wake whatever waits on them.
     pub fn start(on_gone: impl Fn() + Send + 'static) -> std::io::Result<Arc<Hangups>> {
         let hangups = Arc::new(Hangups {
-            watched: Mutex::new(Vec::new()),
+            watched: Mutex::new(HashMap::new()),
             not_empty: Condvar::new(),
             next_id: AtomicU64::new(1),
         });
@@ -65,11 +66,13 @@ impl Hangups {
     pub fn watch(self: &Arc<Self>, connection: ConnectionHandle) -> Watch {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let gone = Arc::new(AtomicBool::new(false));
-        self.lock().push(Watched {
+        self.lock().insert(
             id,
-            connection,
-            gone: Arc::clone(&gone),
-        });
+            Watched {
+                connection,
+                gone: Arc::clone(&gone),
+            },
+        );
         self.not_empty.notify_one();
         Watch {
             id,
@@ -88,58 +91,92 @@ impl Hangups {
         self.len() == 0
     }
 
-    /// Wait until something is watched, then look at every watched socket once; raise the flag
-    /// of (and stop watching) those whose client has gone. Returns whether any was raised.
+    /// Wait until something is watched, then look at every watched socket once (one `poll(2)`
+    /// over all of them, outside the lock: thousands of parked waits cost one system call per
+    /// look); raise the flag of (and stop watching) those whose client has gone. Returns whether
+    /// any was raised.
     fn check(&self) -> bool {
-        let mut watched = self.lock();
-        while watched.is_empty() {
-            watched = self
-                .not_empty
-                .wait(watched)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        let before = watched.len();
-        watched.retain(|w| {
-            let left = w.connection.tcp().is_some_and(peer_left);
-            if left {
-                w.gone.store(true, Ordering::SeqCst);
+        let snapshot: Vec<(u64, Watched)> = {
+            let mut watched = self.lock();
+            while watched.is_empty() {
+                watched = self
+                    .not_empty
+                    .wait(watched)
+                    .unwrap_or_else(|p| p.into_inner());
             }
-            !left
-        });
-        watched.len() != before
+            watched.iter().map(|(id, w)| (*id, w.clone())).collect()
+        };
+        let left = gone_peers(&snapshot);
+        if left.is_empty() {
+            return false;
+        }
+        let mut watched = self.lock();
+        for i in &left {
+            let (id, w) = &snapshot[*i];
+            w.gone.store(true, Ordering::SeqCst);
+            watched.remove(id);
+        }
+        true
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watched>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Watched>> {
         self.watched.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.hangups.lock().retain(|w| w.id != self.id);
+        self.hangups.lock().remove(&self.id);
     }
 }
 
-/// Whether the peer has closed or reset the connection: a poll that does not wait reports a
-/// hang-up (`POLLRDHUP`: the peer shut its sending side, seen even behind unread data such as a
-/// TLS `close_notify`) or an error. Pending data or nothing to read yet both mean it is still
-/// there.
-fn peer_left(socket: &std::net::TcpStream) -> bool {
+/// The indexes of the watched connections whose peer has left (see [`gone_fds`]). The handles
+/// keep every socket open meanwhile.
+fn gone_peers(watched: &[(u64, Watched)]) -> Vec<usize> {
     use std::os::fd::AsRawFd;
-    let mut fd = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN | libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, a count of one, no waiting.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    let fds: Vec<std::os::fd::RawFd> = watched
+        .iter()
+        .map(|(_, w)| w.connection.tcp().map_or(-1, |t| t.as_raw_fd()))
+        .collect();
+    gone_fds(&fds)
+}
+
+/// The indexes of the sockets whose peer has closed or reset the connection, by one `poll(2)`
+/// that does not wait: a hang-up (`POLLRDHUP`: the peer shut its sending side, seen even behind
+/// unread data such as a TLS `close_notify`) or an error. Pending data or nothing to read yet
+/// both mean it is still there. A negative fd (no TCP socket) is skipped.
+fn gone_fds(fds: &[std::os::fd::RawFd]) -> Vec<usize> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: *fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: a valid array of `polled.len()` pollfds, no waiting.
+    let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, 0) };
+    if ready <= 0 {
+        return Vec::new();
+    }
+    polled
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    fn peer_left(s: &TcpStream) -> bool {
+        // Beside a socket that is not there (skipped), as the watcher polls many at once.
+        gone_fds(&[-1, s.as_raw_fd()]) == [1]
+    }
 
     #[test]
     fn a_poll_tells_a_closed_peer_from_a_quiet_or_talking_one() {

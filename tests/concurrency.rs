@@ -94,6 +94,49 @@ fn a_db_locked_by_another_process_answers_503_with_retry_after() {
 }
 
 #[test]
+fn the_relay_raises_its_open_file_soft_limit_to_the_hard_limit() {
+    // A fleet of agents holds a connection each: a default soft limit of 1024 descriptors would
+    // cap a relay near a thousand agents while the hard limit allows more. The relay raises its
+    // soft limit to the hard one at start; here 256 → 2048, then 1,000 idle connections are
+    // held (four times the old soft limit) and the relay still answers.
+    let have_prlimit = std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_prlimit {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "prlimit (util-linux) is missing"
+        );
+        eprintln!("prlimit not available; skipping");
+        return;
+    }
+    let r = Relay::start_with_nofile_limits(256, 2048, &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", r.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((fields[3], fields[4]), ("2048", "2048"), "{line}");
+    let held: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(r.addr).unwrap())
+        .collect();
+    let t = Instant::now();
+    let mut ok = false;
+    while !ok && t.elapsed() < Duration::from_secs(20) {
+        ok = r.get("/status").status == 200;
+    }
+    assert!(ok, "no answer with 1,000 connections held: {}", r.stderr());
+    assert!(
+        !r.stderr().contains("accept() failed"),
+        "ran out of descriptors: {}",
+        r.stderr()
+    );
+    drop(held);
+}
+
+#[test]
 fn running_out_of_file_descriptors_pauses_service_and_it_comes_back() {
     // With a tiny open-file limit, accept() fails with EMFILE while a flood of idle connections
     // holds every descriptor. Unpatched, tiny_http's accept thread ends on that first error and the

@@ -394,6 +394,76 @@ fn five_hundred_waits_and_a_steady_stream_of_sends_both_progress() {
 }
 
 #[test]
+fn three_thousand_waiting_agents_on_keep_alive_connections_hold_no_thread_each() {
+    // A fleet: each agent waits on its own channel over a keep-alive connection. Neither the
+    // wait (parked) nor the idle connection (parked in tiny_http's epoll set) holds a thread,
+    // so the relay's threads settle far below one per agent; then one send per agent wakes
+    // exactly its agent, and each connection is reused for the next request.
+    use crate::support::thread_count;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    const AGENTS: usize = 3000;
+    crate::limits::raise_nofile(4096);
+    let r = Relay::start(&[], &[]);
+    let pid = r.child.id();
+    let mut conns: Vec<std::io::BufReader<std::net::TcpStream>> = (0..AGENTS)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            write!(
+                s,
+                "GET /api/wait?channel=fleet:a{i}&consumer_id=a{i}&timeout_seconds=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            )
+            .unwrap();
+            std::io::BufReader::new(s)
+        })
+        .collect();
+    let waiters = || -> u64 {
+        r.get("/metrics")
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("claude_bridge_waiters "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the waiter gauge")
+    };
+    let t = Instant::now();
+    while waiters() < AGENTS as u64 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "waits never all parked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Connection threads that read the heads end after a few idle seconds.
+    let t = Instant::now();
+    while thread_count(pid) > 200 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let threads = thread_count(pid);
+    assert!(
+        threads <= 200,
+        "{threads} threads for {AGENTS} waiting agents"
+    );
+    for i in 0..AGENTS {
+        r.say(&format!("fleet:a{i}"), "s", &format!("for a{i}"));
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let resp = crate::support::read_response(c, false).unwrap();
+        assert_eq!(resp.status, 200);
+        let v = resp.json();
+        assert_eq!(v["messages"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["messages"][0]["content"], format!("for a{i}"));
+    }
+    // The same connections carry the next request.
+    for c in conns.iter_mut().take(100) {
+        c.get_mut()
+            .write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        assert_eq!(crate::support::read_response(c, false).unwrap().status, 200);
+    }
+}
+
+#[test]
 fn a_send_by_a_stdio_process_wakes_an_http_waiter_within_100_ms() {
     use std::io::{BufRead, Write};
     let r = Relay::start(&[], &[]);

@@ -240,7 +240,7 @@ fn silent_clients_with_declared_bodies_do_not_starve_the_workers() {
 }
 
 /// Raise this process's open-file limit to `want` (children inherit it), within the hard limit.
-fn raise_nofile(want: u64) {
+pub fn raise_nofile(want: u64) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -105,13 +105,18 @@ impl Relay {
     /// Like [`Relay::start`], with the relay's open-file limit lowered to `nofile` before it
     /// starts (through util-linux `prlimit`, which sets its own limit and then execs the relay).
     pub fn start_with_nofile(nofile: u32, args: &[&str]) -> Relay {
+        Relay::start_with_nofile_limits(nofile, nofile, args)
+    }
+
+    /// Like [`Relay::start_with_nofile`], with a soft limit below the hard one.
+    pub fn start_with_nofile_limits(soft: u32, hard: u32, args: &[&str]) -> Relay {
         let dir = Arc::new(TempDir::new());
         let db = dir.path().join("bridge.db");
         let mut all: Vec<String> = vec!["--port".into(), "0".into(), "--db".into()];
         all.push(db.display().to_string());
         all.extend(args.iter().map(|s| s.to_string()));
         let mut cmd = Command::new("prlimit");
-        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+        cmd.arg(format!("--nofile={soft}:{hard}"))
             .arg("--")
             .arg(BIN);
         Relay::launch(cmd, &all, &[], dir, db)
