@@ -18,9 +18,10 @@
 //! With `--stdio` there is no HTTP at all: [`transport::stdio`] feeds stdin lines to the same
 //! [`mcp::handle`].
 //!
-//! Imports run one way: `main` → [`app`] → [`http`] (+ [`hangups`]) → [`transport`] / [`api`] → [`mcp`] →
-//! [`relay`] → [`store`] + [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] /
-//! [`error`] / [`wire`]; [`cli`] and [`config`] sit at the bottom beside them.
+//! Imports run one way: `main` → [`app`] → [`http`] (+ [`hangups`], [`parked`]) →
+//! [`transport`] / [`api`] → [`mcp`] → [`relay`] → [`store`] + [`hub`] → [`model`] /
+//! [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`] / [`wire`]; [`cli`] and [`config`]
+//! sit at the bottom beside them ([`wire`] names [`parked`]'s `Check` type for parked replies).
 //!
 //! ## Modules
 //!
@@ -45,8 +46,11 @@
 //!   `/api/state` and follows the selected channel's event stream on its own threads, `ui`
 //!   draws. The terminal is restored on every exit path, panics included. Without the feature,
 //!   `claude-bridge tui` exits 2 with one line saying how to get it.
-//! - [`hangups`]: one thread that polls the sockets of long-polls answered with one body and
-//!   cancels those whose client has gone.
+//! - [`hangups`]: one thread that polls (one `poll(2)` over all of them) the sockets of
+//!   long-polls answered with one body and cancels those whose client has gone.
+//! - [`parked`]: long-polls that wait without a thread: a registry of waits keyed by channel,
+//!   told of publishes by the hub's listener, with a deadline heap and two runner threads that
+//!   look at the store again and write the reply.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
 //! - [`api`]: the routing table and the JSON API handlers.
 //! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line), `sse` (legacy
@@ -116,12 +120,28 @@
 //!   accepted and means 127.0.0.1.
 //! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops
 //!   reading cannot pin a worker forever.
-//! - Waiting never holds a request worker: `/api/wait` becomes a deferred reply computed on its
-//!   own thread and written whole (keep-alive survives); a waiting MCP call runs on its own
-//!   thread on every transport (stdio included, so a session's other requests go on). A
-//!   `PRAGMA data_version` watcher thread per process (every `CLAUDE_BRIDGE_EVENT_POLL_MS`, 50 ms
-//!   by default) reads the outbox rows other processes wrote since its last look and wakes only
-//!   those channels; this process's own commits wake their channels at commit and nothing more.
+//! - Waiting never holds a request worker, and an `/api/wait` holds no thread at all: it is
+//!   parked ([`parked`]) under its channel with the hub ticket taken before its first read; a
+//!   publish on that channel (and only that channel: no other waiter is woken), its deadline,
+//!   a hang-up or shutdown queue it for one of two runner threads, which read the store again
+//!   and either re-park it or write the reply whole, with its length (keep-alive survives),
+//!   straight to the socket without blocking while holding the request's writer (so replies
+//!   stay in order); only a reply the socket cannot take at once gets a thread to finish. Over
+//!   TLS the wait runs on a thread of its own, looking again at each publish. A waiting MCP
+//!   call runs on its own thread on every transport (stdio included, so a session's other
+//!   requests go on). An idle keep-alive connection holds no thread either (tiny_http patch 13:
+//!   parked in one epoll set until readable), so an idle agent costs a socket and a few KiB,
+//!   and the relay's threads do not grow with its agents (10,000 agents: ~400 threads, most of
+//!   them tiny_http's pool, which shrinks after 5 idle seconds). The relay raises its soft
+//!   open-file limit to the hard one at start (a default of 1024 would stop it near a thousand
+//!   agents). A `PRAGMA data_version` watcher thread per process reads the outbox rows other
+//!   processes wrote since its last look and wakes only those channels; it looks as soon as
+//!   inotify reports a write to the db or its `-wal` file (one descriptor on the db's
+//!   directory, filtered by name; a write that shows no change yet is looked at again 1, 2 and
+//!   4 ms later, since the WAL index in `-shm` is updated after the last WAL write), and every
+//!   `CLAUDE_BRIDGE_EVENT_POLL_MS` (50 ms by default) in any case, the fallback where inotify is
+//!   missing or a file system reports nothing (network mounts). This process's own commits wake
+//!   their channels at commit and nothing more.
 //!   Changes that write no outbox row (acks, retention) wake no waiter on messages. Task
 //!   operations write no outbox row either: a waiting claim sleeps on a hub key of its own
 //!   (`queue::task_key`), woken at once by an enqueue or requeue here, by the watcher on any
@@ -177,7 +197,7 @@
 //!   how to get it. Not default: it adds a C crypto library to the build and the binary.
 //!   Connections over the connection cap are refused in clear text (the 503 is not readable by a
 //!   TLS client; it sees the connection close).
-//! - tiny_http 0.12.0 is used with twelve patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with thirteen patches (`src/vendor/tiny_http/PATCHED.md`): it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE
@@ -189,7 +209,9 @@
 //!   of connections ends. Signal handlers and other descriptors are set up before the first
 //!   accept. Requests refused before their body was read are
 //!   answered by two drain threads, so a client that declares a body and stays silent ties up a
-//!   drain thread for at most the read timeout, never a request worker.
+//!   drain thread for at most the read timeout, never a request worker. It gave every
+//!   connection a thread for life; now an idle plain-TCP keep-alive connection is parked in one
+//!   epoll set (patch 13), which is what lets one relay carry 10,000 agents.
 //!
 
 pub mod api;
