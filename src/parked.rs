@@ -28,8 +28,7 @@ const RUNNERS: usize = 2;
 /// Runner stack: a store read and a small JSON reply.
 const RUNNER_STACK: usize = 256 * 1024;
 
-/// Look again: `Some(reply)` to answer now; with `last` (deadline or shutdown) it must answer.
-pub type Check = Box<dyn FnMut(bool) -> Option<Reply> + Send>;
+pub use crate::wire::Check;
 /// Write the reply (runs on a runner thread; must not block for long).
 pub type Answer = Box<dyn FnOnce(Reply) + Send>;
 

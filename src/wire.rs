@@ -29,6 +29,10 @@ pub struct Reply {
     pub parked: Option<Box<ParkedReply>>,
 }
 
+/// Look again at a parked long-poll: `Some(reply)` to answer now; told it is the last look
+/// (deadline or shutdown), it must answer.
+pub type Check = Box<dyn FnMut(bool) -> Option<Reply> + Send>;
+
 /// A long-poll to park: woken by publishes on `channel` after `ticket` (taken before the read
 /// that found nothing), looked at a last time at `deadline`.
 pub struct ParkedReply {
@@ -39,7 +43,7 @@ pub struct ParkedReply {
     /// When it gets its last look.
     pub deadline: std::time::Instant,
     /// Look again; must answer when told it is the last look.
-    pub check: crate::parked::Check,
+    pub check: Check,
 }
 
 /// A reply computed later, off the request workers.

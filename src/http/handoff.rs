@@ -104,7 +104,7 @@ pub(super) fn start_stream(rq: Request, reply: Reply, stream: crate::wire::Strea
             let _ = writer.write_all(b"0\r\n\r\n").and_then(|()| writer.flush());
         });
     if let Err(e) = spawned {
-        // The closure (and with it the session's registration and the connection) is dropped.
+        // The closure (and with it an MCP session's registration, and the connection) is dropped.
         eprintln!("warning: cannot start a stream thread: {e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP front: listener, worker pool, and the request pipeline every request passes
 //! (`http-api.md` §2). Its parts: [`routes`] (the route table: each path's rule and handler),
-//! [`policy`] (CORS, Host, Origin, authentication, body framing, the headers on every reply)
-//! and [`handoff`] (streams and deferred replies, written on their own threads).
+//! `policy` (CORS, Host, Origin, authentication, body framing, the headers on every reply)
+//! and `handoff` (streams and deferred replies, written on their own threads).
 //!
 //! Invariants:
 //! - Requests are handled by a fixed pool of workers pulling from `Server::recv()`; no thread per
@@ -53,7 +53,7 @@ pub struct Ctx {
     pub mcp: Arc<crate::transport::streamable::Sessions>,
     /// Open live channel event streams.
     pub events: Arc<crate::events::Subscribers>,
-    /// Dashboard login sessions.
+    /// Dashboard logins.
     pub logins: Arc<crate::login::Logins>,
     /// Long-polls whose client may leave before the answer is ready.
     pub hangups: Arc<crate::hangups::Hangups>,
@@ -395,9 +395,9 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     }
     // 6. Authentication.
     if rule.protected {
-        let session_route = route == Route::Session;
+        let login_route = route == Route::Login;
         let peer = rq.remote_addr();
-        if let Some(r) = policy::authenticate(ctx, &headers, peer, session_route, &method) {
+        if let Some(r) = policy::authenticate(ctx, &headers, peer, login_route, &method) {
             return reject("auth_failure", r);
         }
     }

@@ -191,22 +191,22 @@ pub(super) fn is_json_media_type(value: &str) -> bool {
 
 /// `None` when the request may proceed, else the refusal.
 /// Who may pass (`http-api.md` §2.5): with a token, a bearer credential or a live dashboard
-/// session cookie (a wrong bearer is refused even with a valid cookie; only a bearer can start a
-/// session; ending one needs nothing). Without a token, loopback peers that are not proxied.
+/// login cookie (a wrong bearer is refused even with a valid cookie; only a bearer can start a
+/// login; ending one needs nothing). Without a token, loopback peers that are not proxied.
 pub(super) fn authenticate(
     ctx: &Ctx,
     headers: &[Header],
     peer: Option<&SocketAddr>,
-    session_path: bool,
+    login_route: bool,
     method: &Method,
 ) -> Option<Reply> {
     let cfg = &ctx.config;
     match &cfg.auth_token {
-        Some(_) if session_path && *method == Method::Delete => None,
+        Some(_) if login_route && *method == Method::Delete => None,
         Some(token) => {
             let auths = all(headers, "Authorization");
             let ok = match auths.as_slice() {
-                [] if session_path && *method == Method::Post => false,
+                [] if login_route && *method == Method::Post => false,
                 [] => crate::login::cookie_value(&all(headers, "Cookie"))
                     .is_some_and(|c| ctx.logins.valid(c)),
                 [one] => match one.split_once(' ') {

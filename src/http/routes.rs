@@ -1,7 +1,7 @@
 //! The route table: every path the relay serves, parsed once into a [`Route`] that carries its
 //! rule (the methods it takes, whether it needs authentication and a JSON body, the label it is
 //! counted under in `/metrics`) and is dispatched to its handler. The pipeline in
-//! [`super::pipeline`] asks the rule; nothing else matches on paths.
+//! `http::pipeline` asks the rule; nothing else matches on paths.
 
 use super::{policy, Ctx};
 use crate::api;
@@ -32,8 +32,8 @@ pub enum Route<'p> {
     Ready,
     /// `/api/ack`.
     Ack,
-    /// `/api/session`: dashboard sign-in.
-    Session,
+    /// `/api/session`: a dashboard login (the token traded for a cookie).
+    Login,
     /// `/events/channel/{channel}` (raw rest of the path): live channel events.
     Events(&'p str),
     /// `/sse`: legacy MCP event stream.
@@ -100,7 +100,7 @@ impl<'p> Route<'p> {
             "/api/wait" => Route::Wait,
             "/api/ready" => Route::Ready,
             "/api/ack" => Route::Ack,
-            "/api/session" => Route::Session,
+            "/api/session" => Route::Login,
             "/sse" => Route::Sse,
             "/mcp" => Route::Mcp,
             "/metrics" => Route::Metrics,
@@ -138,7 +138,7 @@ impl<'p> Route<'p> {
             Route::Wait => rule(Some(GET), "GET, HEAD", true, false, "/api/wait"),
             Route::Ready => rule(Some(GET), "GET, HEAD", true, false, "/api/ready"),
             Route::Ack => rule(Some(POST), "POST", true, true, "/api/ack"),
-            Route::Session => rule(
+            Route::Login => rule(
                 Some(&[Method::Get, Method::Head, Method::Post, Method::Delete]),
                 "GET, POST, DELETE",
                 true,
@@ -188,7 +188,7 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
         Route::Wait => api::handled(api::wait(relay, req)),
         Route::Ready => api::ready(relay),
         Route::Ack => api::handled(api::ack(relay, req)),
-        Route::Session => ctx.logins.serve(
+        Route::Login => ctx.logins.serve(
             req.method,
             headers,
             ctx.config.auth_token.is_some(),

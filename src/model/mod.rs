@@ -1,6 +1,6 @@
 //! Messages as stored, their four JSON representations (`http-api.md` §5), and how stored
 //! content is classified on read. Protocol-v1 envelopes (§6: validation, canonical form) are in
-//! [`envelope`].
+//! `envelope`.
 //!
 //! Invariants: every representation lists its keys in the order the spec does; any stored
 //! content, however malformed, deep or legacy, is answered as a value, never a panic (content
