@@ -23,9 +23,9 @@
 //! outside (scripting subcommands, the terminal UI); [`cli`] parses every argv.
 //!
 //! Imports run one way, with no circle: `main` → [`app`] → [`http`] (+ [`hangups`],
-//! [`parked`]) → [`transport`] / [`api`] / [`events`] / [`login`] → [`mcp`] → [`relay`] → [`store`] + [`hub`]
-//! → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`] / [`metrics`] /
-//! [`wire`]; `main` → [`client`] → [`cli`]; [`config`] → [`cli`] at the bottom beside them.
+//! [`parked`]) → [`transport`] / [`api`] / [`events`] / [`login`] → [`mcp`] → [`relay`] →
+//! [`store`] + [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`] /
+//! [`metrics`] / [`wire`]; `main` → [`client`] → [`cli`]; [`config`] → [`cli`] at the bottom beside them.
 //! [`parked`] → [`hub`] + [`wire`]; [`wire`] names [`hub`]'s `Ticket` (what a parked reply
 //! carries), and [`hub`] imports nothing above it.
 //!
