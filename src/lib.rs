@@ -160,8 +160,9 @@
 //!   agents). A `PRAGMA data_version` watcher thread per process reads the outbox rows other
 //!   processes wrote since its last look and wakes only those channels; it looks as soon as
 //!   inotify reports a write to the db or its `-wal` file (one descriptor on the db's
-//!   directory, filtered by name; a write that shows no change yet is looked at again 1, 2 and
-//!   4 ms later, since the WAL index in `-shm` is updated after the last WAL write), and every
+//!   directory, filtered by name; a write that shows no change yet is looked at again 0.2, 0.7,
+//!   1.7, 3.7 and 7.7 ms later: the first write of a commit wakes it before the commit is
+//!   visible, and the WAL index in `-shm` is written through a mapping inotify never sees), and every
 //!   `CLAUDE_BRIDGE_EVENT_POLL_MS` (50 ms by default) in any case, the fallback where inotify is
 //!   missing or a file system reports nothing (network mounts). This process's own commits wake
 //!   their channels at commit and nothing more.

@@ -22,8 +22,10 @@ pub struct Notify {
 }
 
 impl Notify {
-    /// Quick looks after a write that showed no change yet (1, 2, 4 ms apart).
-    pub const RECHECKS: [Duration; 3] = [
+    /// Quick looks after a write that showed no change yet (0.2, 0.5, 1, 2 and 4 ms apart).
+    pub const RECHECKS: [Duration; 5] = [
+        Duration::from_micros(200),
+        Duration::from_micros(500),
         Duration::from_millis(1),
         Duration::from_millis(2),
         Duration::from_millis(4),

@@ -873,11 +873,9 @@ fn fleet(addr: SocketAddr, pid: u32, agents: usize, o: &Options) -> Result {
     out.p50_ms = percentile(&f.latencies_us, 0.5);
     out.p99_ms = percentile(&f.latencies_us, 0.99);
     out.max_ms = f.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0;
+    // A send the relay never answered (within the window and the drain) is an error too.
     let unconfirmed = out.sent - f.confirmed.len();
-    if unconfirmed > 0 {
-        *f.errors.entry("send never answered 200").or_default() += 0;
-    }
-    out.errors = f.errors.values().sum();
+    out.errors = f.errors.values().sum::<usize>() + unconfirmed;
     let mut kinds: Vec<_> = f.errors.iter().filter(|(_, n)| **n > 0).collect();
     kinds.sort();
     out.error_kinds = kinds
@@ -890,7 +888,7 @@ fn fleet(addr: SocketAddr, pid: u32, agents: usize, o: &Options) -> Result {
             out.error_kinds.push_str(", ");
         }
         out.error_kinds
-            .push_str(&format!("{unconfirmed} sends not confirmed"));
+            .push_str(&format!("{unconfirmed} sends never answered"));
     }
     for slot in 0..f.conns.len() {
         if let Some(c) = f.conns[slot].take() {
