@@ -52,9 +52,15 @@ pub struct Wait {
 struct State {
     waits: HashMap<u64, Wait>,
     by_channel: HashMap<String, HashSet<u64>>,
-    /// Waits to look at now (each at most once: `queued`).
+    /// Waits to look at now because something happened to them (a publish on their channel,
+    /// their client left, shutdown), served before `expired`: a burst of deadlines (thousands
+    /// of waits armed together time out together) must not delay a delivery.
     ready: VecDeque<u64>,
-    queued: HashSet<u64>,
+    /// Waits whose deadline passed: their last look.
+    expired: VecDeque<u64>,
+    /// Waits in a queue, and whether in `ready` (a wait in `expired` may be moved up: it is
+    /// then in both, and the later pop finds it gone).
+    queued: HashMap<u64, bool>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next: u64,
     shutdown: bool,
@@ -133,8 +139,15 @@ impl Parked {
     }
 
     fn queue(s: &mut State, id: u64) {
-        if s.queued.insert(id) {
+        if s.queued.insert(id, true) != Some(true) {
             s.ready.push_back(id);
+        }
+    }
+
+    fn queue_expired(s: &mut State, id: u64) {
+        if !s.queued.contains_key(&id) {
+            s.queued.insert(id, false);
+            s.expired.push_back(id);
         }
     }
 
@@ -190,10 +203,10 @@ impl Parked {
                 }
                 s.deadlines.pop();
                 if s.waits.contains_key(&id) {
-                    Self::queue(&mut s, id);
+                    Self::queue_expired(&mut s, id);
                 }
             }
-            if let Some(id) = s.ready.pop_front() {
+            if let Some(id) = s.ready.pop_front().or_else(|| s.expired.pop_front()) {
                 s.queued.remove(&id);
                 if let Some(w) = s.waits.remove(&id) {
                     if let Some(set) = s.by_channel.get_mut(&w.channel) {
@@ -312,6 +325,36 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(10)).unwrap(),
             ("x".into(), true)
         );
+    }
+
+    #[test]
+    fn a_delivery_goes_before_a_burst_of_expired_deadlines() {
+        // 2,000 waits armed together time out together, each last look slow (1 ms); a publish
+        // meanwhile is looked at next, not after the whole burst.
+        let hub = Arc::new(Hub::new());
+        let parked = Parked::start(hub.clone()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let never = Arc::new(AtomicBool::new(false));
+        for _ in 0..2000 {
+            let mut w = wait(&hub, "cold", 20, Arc::clone(&never), tx.clone());
+            let mut inner = w.check;
+            w.check = Box::new(move |last| {
+                std::thread::sleep(Duration::from_millis(1));
+                inner(last)
+            });
+            parked.park(w);
+        }
+        let hot = Arc::new(AtomicBool::new(false));
+        parked.park(wait(&hub, "hot", 60_000, Arc::clone(&hot), tx));
+        // The burst has begun: publish on the hot channel.
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap().0, "cold");
+        hot.store(true, Ordering::SeqCst);
+        hub.publish("hot");
+        let order: Vec<String> = (0..2000)
+            .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap().0)
+            .collect();
+        let at = order.iter().position(|c| c == "hot").expect("answered");
+        assert!(at < 1000, "the delivery waited behind {at} expired waits");
     }
 
     #[test]
