@@ -18,16 +18,17 @@
 //! announces changes on [`hub`] (a `Mutex` + `Condvar` wake-up); both are private to it.
 //! Handlers return a [`wire::Reply`] value; only then is anything written to the socket. A
 //! reply may carry a stream or a deferred computation, which the front hands to a thread of
-//! its own (`http::handoff`), or a parked long-poll, which waits without one ([`parked`]). With `--stdio` there is no HTTP at all: [`transport::stdio`]
-//! feeds stdin lines to the same [`mcp::handle`]. The [`client`] wing talks to a relay from
+//! its own (`http::handoff`), or a parked long-poll, which waits without one ([`parked`]).
+//! With `--stdio` there is no HTTP at all: [`transport::stdio`] feeds stdin lines to the same
+//! [`mcp::handle`]. The [`client`] wing talks to a relay from
 //! outside (scripting subcommands, the terminal UI); [`cli`] parses every argv.
 //!
 //! Imports run one way, with no circle: `main` → [`app`] → [`http`] (+ [`hangups`],
 //! [`parked`]) → [`transport`] / [`api`] / [`events`] / [`login`] → [`mcp`] → [`relay`] →
 //! [`store`] + [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`] /
-//! [`metrics`] / [`wire`]; `main` → [`client`] → [`cli`]; [`config`] → [`cli`] at the bottom beside them.
-//! [`parked`] → [`hub`] + [`wire`]; [`wire`] names [`hub`]'s `Ticket` (what a parked reply
-//! carries), and [`hub`] imports nothing above it.
+//! [`metrics`] / [`wire`]; `main` → [`client`] → [`cli`]; [`config`] → [`cli`] at the bottom
+//! beside them. [`parked`] → [`hub`] + [`wire`]; [`wire`] names [`hub`]'s `Ticket` (what a
+//! parked reply carries), and [`hub`] imports nothing above it.
 //!
 //! Words: a *session* is an MCP session (legacy SSE or `/mcp`; `mcp::Session` is its protocol
 //! state); a dashboard sign-in (`/api/session`, the cookie) is a *login*.
@@ -146,7 +147,9 @@
 //! - Waiting never holds a request worker, and an `/api/wait` holds no thread at all: it is
 //!   parked ([`parked`]) under its channel with the hub ticket taken before its first read; a
 //!   publish on that channel (and only that channel: no other waiter is woken), its deadline,
-//!   a hang-up or shutdown queue it for one of two runner threads, which read the store again
+//!   a hang-up or shutdown queue it for one of two runner threads (a wait with news goes
+//!   before one whose deadline passed, so a burst of timeouts of waits armed together never
+//!   delays a delivery), which read the store again
 //!   and either re-park it or write the reply whole, with its length (keep-alive survives),
 //!   straight to the socket without blocking while holding the request's writer (so replies
 //!   stay in order); only a reply the socket cannot take at once gets a thread to finish. Over
@@ -160,12 +163,12 @@
 //!   agents). A `PRAGMA data_version` watcher thread per process reads the outbox rows other
 //!   processes wrote since its last look and wakes only those channels; it looks as soon as
 //!   inotify reports a write to the db or its `-wal` file (one descriptor on the db's
-//!   directory, filtered by name; a write that shows no change yet is looked at again 0.2, 0.7,
-//!   1.7, 3.7 and 7.7 ms later: the first write of a commit wakes it before the commit is
-//!   visible, and the WAL index in `-shm` is written through a mapping inotify never sees), and every
-//!   `CLAUDE_BRIDGE_EVENT_POLL_MS` (50 ms by default) in any case, the fallback where inotify is
-//!   missing or a file system reports nothing (network mounts). This process's own commits wake
-//!   their channels at commit and nothing more.
+//!   directory, filtered by name; a write that shows no change yet is looked at again 0.2,
+//!   0.7, 1.7, 3.7 and 7.7 ms later: the first write of a commit wakes it before the commit is
+//!   visible, and the WAL index in `-shm` is written through a mapping inotify never sees), and
+//!   every `CLAUDE_BRIDGE_EVENT_POLL_MS` (50 ms by default) in any case, the fallback where
+//!   inotify is missing or a file system reports nothing (network mounts). This process's own
+//!   commits wake their channels at commit and nothing more.
 //!   Changes that write no outbox row (acks, retention) wake no waiter on messages. Task
 //!   operations write no outbox row either: a waiting claim sleeps on a hub key of its own
 //!   (`relay::tasks::task_key`), woken at once by an enqueue or requeue here, by the watcher on any
