@@ -61,7 +61,7 @@ pub fn run(config: Config) -> Result<(), String> {
     });
     // Descriptors first: once the server exists, a connection flood may take them all.
     let signals = http::signals()?;
-    let server = http::server(listener, tls, ctx.config.limits.max_connections)?;
+    let server = http::server(listener, tls, &ctx.config.limits)?;
     // Printed after binding, so a reader may connect as soon as it sees it.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{banner}");

@@ -83,6 +83,15 @@ pub struct Limits {
     /// Serve the MCP conformance suite's fixture tools (`CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`;
     /// for the test suite only).
     pub conformance_fixtures: bool,
+    /// Seconds a new connection may stay silent (no byte sent since the accept) before it is
+    /// closed.
+    pub silent_seconds: u64,
+    /// Seconds a request body may take to arrive once the relay starts reading it.
+    pub body_timeout_seconds: u64,
+    /// Largest request head (request line and headers) in bytes; 431 beyond.
+    pub max_head_bytes: usize,
+    /// Bytes of request heads all connections may hold at once; 503 beyond.
+    pub head_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -108,6 +117,10 @@ impl Default for Limits {
             workers: 16,
             keepalive_seconds: 15,
             conformance_fixtures: false,
+            silent_seconds: 5,
+            body_timeout_seconds: 10,
+            max_head_bytes: 65_536,
+            head_memory_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -319,6 +332,26 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             60,
         )?,
         conformance_fixtures: env.bool("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES")?,
+        // At most the head timeout (10 s), which also counts from the accept.
+        silent_seconds: env.int("CLAUDE_BRIDGE_SILENT_SECONDS", d.silent_seconds, 1, 10)?,
+        body_timeout_seconds: env.int(
+            "CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS",
+            d.body_timeout_seconds,
+            1,
+            600,
+        )?,
+        max_head_bytes: n(
+            "CLAUDE_BRIDGE_MAX_HEAD_BYTES",
+            d.max_head_bytes,
+            1024,
+            2 * 1024 * 1024,
+        )?,
+        head_memory_bytes: n(
+            "CLAUDE_BRIDGE_HEAD_MEMORY_BYTES",
+            d.head_memory_bytes,
+            65_536,
+            big,
+        )?,
     })
 }
 

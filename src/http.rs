@@ -32,9 +32,6 @@ use tiny_http::{Header, Method, Request, Response, Server};
 /// before the socket read fails. A request that waits (long-poll) does not read meanwhile, so
 /// this does not bound waits.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Threads that answer requests refused before their body was read: dropping such a request
-/// drains the body from the socket, which a silent client can stretch to `READ_TIMEOUT`.
-const DRAIN_THREADS: usize = 2;
 /// Stack size of stream and long-poll threads: they format and write small events or one reply
 /// (and read a page of messages), so thousands of idle ones stay cheap.
 const STREAM_STACK: usize = 256 * 1024;
@@ -125,13 +122,14 @@ pub fn signals() -> Result<signal_hook::iterator::Signals, String> {
 }
 
 /// The HTTP server on `listener`, serving HTTPS when `tls` is given (a build without the `tls`
-/// feature refuses it), reading at most `max_connections` connections at once. It accepts from
+/// feature refuses it), reading at most `limits.max_connections` connections at once, within
+/// the read deadlines and head bounds of `limits`. It accepts from
 /// now on (accept() survives EMFILE); requests wait for [`serve`]'s workers. Everything else
 /// that needs a descriptor must be set up before.
 pub fn server(
     listener: TcpListener,
     tls: Option<tiny_http::SslConfig>,
-    max_connections: usize,
+    limits: &crate::config::Limits,
 ) -> Result<Server, String> {
     let tls_given = tls.is_some();
     let server = Server::from_listener(listener, tls).map_err(|e| {
@@ -142,7 +140,14 @@ pub fn server(
         };
         format!("cannot {what}: {e}")
     })?;
-    server.limit_connections(max_connections, connection_refusal());
+    server.limit_connections(limits.max_connections, connection_refusal());
+    server.set_read_limits(tiny_http::ReadLimits {
+        silent: Duration::from_secs(limits.silent_seconds),
+        head: tiny_http::ReadLimits::default().head,
+        body: Duration::from_secs(limits.body_timeout_seconds),
+        max_head_bytes: limits.max_head_bytes,
+        head_memory: limits.head_memory_bytes,
+    });
     server.set_own_headers(
         EVERY_RESPONSE
             .iter()
@@ -165,19 +170,14 @@ pub fn serve(ctx: Arc<Ctx>, server: Server, mut signals: signal_hook::iterator::
         });
     }
     let server = Arc::new(server);
-    let drain = match drain_pool() {
-        Ok(d) => d,
-        Err(e) => return Stop::Fatal(format!("cannot start drain threads: {e}")),
-    };
     for i in 0..ctx.config.limits.workers.max(1) {
         let (ctx, server, tx) = (Arc::clone(&ctx), Arc::clone(&server), tx.clone());
-        let drain = drain.clone();
         let spawned = thread::Builder::new()
             .name(format!("worker-{i}"))
             .stack_size(WORKER_STACK)
             .spawn(move || loop {
                 match server.recv() {
-                    Ok(rq) => handle(&ctx, rq, &drain, Busy::enter(&ctx.busy)),
+                    Ok(rq) => handle(&ctx, rq, Busy::enter(&ctx.busy)),
                     Err(e) => {
                         let _ = tx.send(Stop::Fatal(format!(
                             "the listener stopped accepting connections: {e}"
@@ -262,42 +262,6 @@ impl Drop for Busy {
     }
 }
 
-/// A request refused before its body was read, with its answer.
-type Refused = (Request, Response<std::io::Cursor<Vec<u8>>>);
-
-/// Start the threads that answer (and so drain) refused requests; returns their queue.
-fn drain_pool() -> std::io::Result<mpsc::Sender<Refused>> {
-    let (tx, rx) = mpsc::channel::<Refused>();
-    let rx = Arc::new(std::sync::Mutex::new(rx));
-    for i in 0..DRAIN_THREADS {
-        let rx = Arc::clone(&rx);
-        thread::Builder::new()
-            .name(format!("drain-{i}"))
-            .stack_size(64 * 1024)
-            .spawn(move || loop {
-                // Take one job and release the lock before the (possibly slow) drain.
-                let job = match rx.lock() {
-                    Ok(r) => r.recv(),
-                    Err(p) => p.into_inner().recv(),
-                };
-                match job {
-                    Ok((rq, response)) => {
-                        let _ = rq.respond(response);
-                    }
-                    Err(_) => return,
-                }
-            })?;
-    }
-    Ok(tx)
-}
-
-/// Whether the request carries a body that tiny_http has not buffered for us (it pre-reads
-/// bodies of up to 1 KiB).
-fn has_large_body(rq: &Request) -> bool {
-    rq.body_length().is_none_or(|n| n > 1024)
-        && (rq.body_length().is_some() || header(rq.headers(), "Transfer-Encoding").is_some())
-}
-
 /// Run a handler; a panic becomes a JSON 500 for this request only (the bug is logged, the
 /// process and every other request go on).
 fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
@@ -308,9 +272,8 @@ fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
 }
 
 /// Run one request through the pipeline and write the reply.
-fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy) {
-    let mut body_read = false;
-    let reply = guarded(|| pipeline(ctx, &mut rq, &mut body_read));
+fn handle(ctx: &Ctx, mut rq: Request, busy: Busy) {
+    let reply = guarded(|| pipeline(ctx, &mut rq));
     let path = rq.url().split('?').next().unwrap_or_default();
     ctx.metrics
         .request(crate::metrics::route_label(path), reply.status);
@@ -333,15 +296,9 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy)
             response.add_header(h);
         }
     }
-    if !body_read && has_large_body(&rq) {
-        // Answering drops the request, which drains the unread body from the socket; keep
-        // that off the workers.
-        if let Err(mpsc::SendError((rq, response))) = drain.send((rq, response)) {
-            let _ = rq.respond(response);
-        }
-        return;
-    }
-    // A client that went away is not an error worth reporting.
+    // A body left unread (refused, or not needed) is never drained: tiny_http answers with
+    // `Connection: close` and closes the connection on its own thread. A client that went away
+    // is not an error worth reporting.
     let _ = rq.respond(response);
 }
 
@@ -453,6 +410,12 @@ fn start_deferred(
     busy: Busy,
 ) {
     let head_only = *rq.method() == Method::Head;
+    // A body left unread ends the connection after the answer (tiny_http closes it).
+    let close = if rq.body_pending() {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
     let watch = rq.connection().map(|c| hangups.watch(c));
     let mut writer = rq.into_writer();
     let spawned = thread::Builder::new()
@@ -471,7 +434,7 @@ fn start_deferred(
             }
             let mut headers = outer.headers;
             headers.extend(inner.headers);
-            let length = format!("Content-Length: {}\r\n", inner.body.len());
+            let length = format!("Content-Length: {}\r\n{close}", inner.body.len());
             let mut bytes = head(inner.status, &headers, &length).into_bytes();
             if !head_only {
                 bytes.extend_from_slice(&inner.body);
@@ -484,7 +447,7 @@ fn start_deferred(
 }
 
 /// The stages of `http-api.md` §2, first failure answers.
-fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
+fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
     let cfg = &ctx.config;
     let url = rq.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -551,13 +514,17 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
             return reject("auth_failure", r);
         }
     }
-    // 7. Body size and framing.
-    let body = if mutation {
-        match read_body(rq, &headers, cfg.limits.max_request_bytes) {
-            Ok(b) => {
-                *body_read = true;
-                b
-            }
+    // 7. Body size and framing, checked on every mutation; the body itself is read (within
+    // the body deadline) only where a handler uses it. Any other is left unread, and the
+    // connection closed after the answer.
+    if mutation {
+        if let Err(r) = check_framing(&headers, cfg.limits.max_request_bytes) {
+            return reject("oversize_reject", r);
+        }
+    }
+    let body = if method == Method::Post && wants_json_body(path) {
+        match read_body(rq, cfg.limits.max_request_bytes) {
+            Ok(b) => b,
             Err(r) => return reject("oversize_reject", r),
         }
     } else {
@@ -896,8 +863,9 @@ fn login(ctx: &Ctx, method: &Method, headers: &[Header], secure: bool) -> Reply 
     }
 }
 
-/// Read the body within `max` bytes, checking the framing headers first (`http-api.md` §2.6).
-fn read_body(rq: &mut Request, headers: &[Header], max: usize) -> Result<Vec<u8>, Reply> {
+/// Check the framing headers of a body of at most `max` bytes (`http-api.md` §2.6), reading
+/// nothing.
+fn check_framing(headers: &[Header], max: usize) -> Result<(), Reply> {
     let lengths = all(headers, "Content-Length");
     let encodings = all(headers, "Transfer-Encoding");
     if lengths.len() > 1 {
@@ -923,6 +891,12 @@ fn read_body(rq: &mut Request, headers: &[Header], max: usize) -> Result<Vec<u8>
             return Err(Reply::error(413, "request body too large"));
         }
     }
+    Ok(())
+}
+
+/// Read the body (its framing already checked) within `max` bytes: refused as soon as the limit
+/// is crossed, or when the body does not arrive within the body deadline.
+fn read_body(rq: &mut Request, max: usize) -> Result<Vec<u8>, Reply> {
     let mut body = Vec::new();
     match rq.as_reader().take(max as u64 + 1).read_to_end(&mut body) {
         Ok(_) if body.len() > max => Err(Reply::error(413, "request body too large")),

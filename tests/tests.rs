@@ -12,6 +12,7 @@ mod dashboard;
 mod delivery;
 mod events;
 mod faults;
+mod hardening;
 mod limits;
 mod login;
 mod malformed;

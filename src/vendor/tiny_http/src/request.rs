@@ -80,6 +80,107 @@ pub struct Request {
 
     // claude-bridge patch: keeps the request counted in `Server::requests_in_progress`
     _counted: Option<InProgress>,
+
+    // claude-bridge patch: whether the body has been read to its end (see `BodyState`)
+    body: std::sync::Arc<BodyState>,
+
+    // claude-bridge patch: the connection's read deadlines (the body's starts in `as_reader`)
+    clock: Option<std::sync::Arc<crate::util::HeadClock>>,
+
+    // claude-bridge patch: the bytes of head memory this request holds (see `HeadMemory`)
+    _head_memory: Option<HeadMemory>,
+}
+
+/// claude-bridge patch: what a request's body reader shares with its request and connection.
+/// A body not read to its end is never drained: the answer says `Connection: close` and the
+/// connection is closed after it (what is left of the body is discarded only while the
+/// connection closes, on its own thread). Upstream drained it when the request was dropped,
+/// on whatever thread dropped it, for as long as the client cared to drip it; and a chunked body
+/// left after an error was parsed as the next requests.
+pub(crate) struct BodyState {
+    done: std::sync::atomic::AtomicBool,
+    closing: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl BodyState {
+    fn new(done: bool) -> std::sync::Arc<BodyState> {
+        std::sync::Arc::new(BodyState {
+            done: std::sync::atomic::AtomicBool::new(done),
+            closing: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// claude-bridge patch: a body reader that notes when the body has been read to its end, and
+/// when it is dropped before that, marks the connection as closing.
+struct Tracked {
+    inner: Box<dyn Read + Send + 'static>,
+    state: std::sync::Arc<BodyState>,
+}
+
+impl Read for Tracked {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.state
+                .done
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // Runs before `inner` is dropped, which hands the connection to its next request.
+        if !self.state.done() {
+            if let Some(closing) = self.state.closing.get() {
+                closing.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// claude-bridge patch: bytes of request heads reserved in the server's head-memory budget,
+/// given back when dropped (with the request that holds them).
+pub(crate) struct HeadMemory {
+    total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    held: usize,
+}
+
+impl HeadMemory {
+    pub(crate) fn new(total: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> HeadMemory {
+        HeadMemory { total, held: 0 }
+    }
+
+    /// Reserve `n` more bytes; false (reserving nothing) when that would pass `budget`.
+    pub(crate) fn reserve(&mut self, n: usize, budget: usize) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut now = self.total.load(SeqCst);
+        loop {
+            if now.saturating_add(n) > budget {
+                return false;
+            }
+            match self.total.compare_exchange(now, now + n, SeqCst, SeqCst) {
+                Ok(_) => {
+                    self.held += n;
+                    return true;
+                }
+                Err(actual) => now = actual,
+            }
+        }
+    }
+}
+
+impl Drop for HeadMemory {
+    fn drop(&mut self) {
+        self.total
+            .fetch_sub(self.held, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// claude-bridge patch: one request counted as in progress until this is dropped.
@@ -223,6 +324,15 @@ where
         }
     };
 
+    // claude-bridge patch: every body but a streamed one (Content-Length over 1 KiB, or
+    // chunked) is read to its end here
+    let streamed_body = !connection_upgrade
+        && match content_length {
+            Some(n) => n > 1024 || (n > 0 && expects_continue),
+            None => transfer_encoding.is_some(),
+        };
+    let body = BodyState::new(!streamed_body);
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -266,6 +376,11 @@ where
         Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     };
 
+    let reader = Box::new(Tracked {
+        inner: reader,
+        state: std::sync::Arc::clone(&body),
+    });
+
     Ok(Request {
         data_reader: Some(reader),
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
@@ -280,6 +395,9 @@ where
         notify_when_responded: None,
         connection: None,
         _counted: None,
+        body,
+        clock: None,
+        _head_memory: None,
     })
 }
 
@@ -291,6 +409,27 @@ impl Request {
     ) -> Self {
         self.connection = connection;
         self
+    }
+
+    /// claude-bridge patch: the connection's read deadlines, its closing flag (raised when this
+    /// request is dropped with its body unread) and the head memory the request holds.
+    pub(crate) fn on_connection(
+        mut self,
+        clock: std::sync::Arc<crate::util::HeadClock>,
+        closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        head_memory: HeadMemory,
+    ) -> Self {
+        let _ = self.body.closing.set(closing);
+        self.clock = Some(clock);
+        self._head_memory = Some(head_memory);
+        self
+    }
+
+    /// claude-bridge patch: whether the request's body has not been read to its end (yet).
+    /// Answered so, the response says `Connection: close` and the connection is closed after it
+    /// (the rest of the body is never read).
+    pub fn body_pending(&self) -> bool {
+        !self.body.done()
     }
 
     /// claude-bridge patch: keep the request counted while it lives.
@@ -422,6 +561,10 @@ impl Request {
     ///  function will send back a `100 Continue` response.
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
+        // claude-bridge patch: the body must now arrive within the body deadline
+        if let Some(clock) = &self.clock {
+            clock.body_started();
+        }
         if self.must_send_continue {
             let msg = Response::new_empty(StatusCode(100));
             msg.raw_print(
@@ -510,6 +653,13 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // claude-bridge patch: a body left unread ends the connection
+        let response = if self.body_pending() {
+            response.with_connection_close()
+        } else {
+            response
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
