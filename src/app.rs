@@ -33,6 +33,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let mcp = crate::transport::streamable::Sessions::new(
         config.limits.stateless_http,
         config.limits.max_mcp_streams,
+        config.limits.max_mcp_sessions,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
     let events = crate::events::Subscribers::new(
@@ -41,9 +42,10 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.sse_replay_limit,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
-    let logins = Arc::new(crate::login::Logins::new(std::time::Duration::from_secs(
-        config.limits.session_ttl_seconds,
-    )));
+    let logins = Arc::new(crate::login::Logins::new(
+        std::time::Duration::from_secs(config.limits.session_ttl_seconds),
+        config.limits.max_login_sessions,
+    ));
     let waking = Arc::clone(&relay);
     let hangups = crate::hangups::Hangups::start(move || waking.wake_all())
         .map_err(|e| format!("cannot start the hangup watcher: {e}"))?;
@@ -111,8 +113,11 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             default_lease_seconds: config.limits.default_lease_seconds,
             max_lease_seconds: config.limits.max_lease_seconds,
             default_max_attempts: config.limits.default_max_attempts,
+            audit_detail_bytes: config.limits.audit_detail_bytes,
+            audit_fold_seconds: config.limits.audit_fold_seconds,
         },
     ));
+    relay.limit_waiting(config.limits.max_waiting);
     // Messages and clears committed by other processes on the same file wake this process's
     // waiters and event subscribers on those channels.
     relay

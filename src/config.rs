@@ -92,6 +92,18 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// Bytes of request heads all connections may hold at once; 503 beyond.
     pub head_memory_bytes: usize,
+    /// Live `/mcp` sessions; an `initialize` beyond gets 503.
+    pub max_mcp_sessions: usize,
+    /// Live dashboard login sessions; a login beyond gets 503.
+    pub max_login_sessions: usize,
+    /// Calls and long-polls waiting off the request path at once (each on a thread of its
+    /// own: `/api/wait`, waiting MCP calls on every transport); 503 or a JSON-RPC error beyond.
+    pub max_waiting: usize,
+    /// Longest request path stored in an audit row (a longer one is cut, marked with `…`).
+    pub audit_detail_bytes: usize,
+    /// Rejections of one kind from one address within this many seconds of the first are
+    /// folded into its audit row (a count), not stored one by one.
+    pub audit_fold_seconds: u64,
 }
 
 impl Default for Limits {
@@ -121,6 +133,11 @@ impl Default for Limits {
             body_timeout_seconds: 10,
             max_head_bytes: 65_536,
             head_memory_bytes: 64 * 1024 * 1024,
+            max_mcp_sessions: 10_000,
+            max_login_sessions: 10_000,
+            max_waiting: crate::relay::DEFAULT_MAX_WAITING,
+            audit_detail_bytes: 256,
+            audit_fold_seconds: 60,
         }
     }
 }
@@ -351,6 +368,26 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             d.head_memory_bytes,
             65_536,
             big,
+        )?,
+        max_mcp_sessions: n("CLAUDE_BRIDGE_MAX_MCP_SESSIONS", d.max_mcp_sessions, 1, big)?,
+        max_login_sessions: n(
+            "CLAUDE_BRIDGE_MAX_LOGIN_SESSIONS",
+            d.max_login_sessions,
+            1,
+            big,
+        )?,
+        max_waiting: n("CLAUDE_BRIDGE_MAX_WAITING", d.max_waiting, 1, big)?,
+        audit_detail_bytes: n(
+            "CLAUDE_BRIDGE_AUDIT_DETAIL_BYTES",
+            d.audit_detail_bytes,
+            16,
+            16_384,
+        )?,
+        audit_fold_seconds: env.int(
+            "CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS",
+            d.audit_fold_seconds,
+            0,
+            3600,
         )?,
     })
 }

@@ -17,7 +17,6 @@ use crate::api;
 use crate::config::Config;
 use crate::relay::Relay;
 use crate::wire::{all, header, Reply, Req};
-use constant_time_eq::constant_time_eq;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -283,8 +282,21 @@ fn handle(ctx: &Ctx, mut rq: Request, busy: Busy) {
         return;
     }
     if let Some(later) = reply.deferred.take() {
-        start_deferred(rq, reply, later, &ctx.hangups, busy);
-        return;
+        // Each waits on a thread of its own: counted against the waiting cap, since a client
+        // may pipeline any number of them over one connection.
+        match ctx.relay.wait_slot() {
+            Some(slot) => {
+                start_deferred(rq, reply, later, &ctx.hangups, (busy, slot));
+                return;
+            }
+            None => {
+                reply = finish(
+                    ctx,
+                    &rq,
+                    Reply::error(503, crate::mcp::TOO_MANY_WAITING).with_header("Retry-After", "1"),
+                );
+            }
+        }
     }
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
     // 32 KiB and more to chunked encoding through an 8 KiB buffer).
@@ -407,7 +419,7 @@ fn start_deferred(
     outer: Reply,
     later: crate::wire::Deferred,
     hangups: &Arc<crate::hangups::Hangups>,
-    busy: Busy,
+    busy: (Busy, crate::relay::WaitSlot),
 ) {
     let head_only = *rq.method() == Method::Head;
     // A body left unread ends the connection after the answer (tiny_http closes it).
@@ -465,7 +477,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
     // Rejections are recorded in the audit log when it is on (never changing the answer).
     let peer = rq.remote_addr().map(|a| a.ip().to_string());
     let reject = |kind: &str, reply: Reply| {
-        ctx.relay.audit(kind, None, path, peer.as_deref());
+        ctx.relay.audit_rejection(kind, path, peer.as_deref());
         reply
     };
     // 3. Host allow-list.
@@ -811,8 +823,7 @@ fn authenticate(
                     .is_some_and(|c| ctx.logins.valid(c)),
                 [one] => match one.split_once(' ') {
                     Some((scheme, cred)) => {
-                        scheme.eq_ignore_ascii_case("bearer")
-                            && constant_time_eq(cred.as_bytes(), token.as_bytes())
+                        scheme.eq_ignore_ascii_case("bearer") && token_matches(cred, token)
                     }
                     None => false,
                 },
@@ -831,6 +842,17 @@ fn authenticate(
     }
 }
 
+/// Whether a presented credential is the token, in time that depends on neither the token nor
+/// how much of it a guess gets right, its length included: both are hashed to 32 bytes (SHA-256)
+/// and the digests compared in constant time. A plain comparison (`constant_time_eq` on the raw
+/// bytes included) returns at once when the lengths differ, which tells a guesser the length.
+fn token_matches(given: &str, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    let token: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    constant_time_eq::constant_time_eq_32(&given, &token)
+}
+
 /// `/api/session`: trade the bearer token for a cookie (POST), check (GET), end (DELETE).
 fn login(ctx: &Ctx, method: &Method, headers: &[Header], secure: bool) -> Reply {
     let required = ctx.config.auth_token.is_some();
@@ -847,8 +869,13 @@ fn login(ctx: &Ctx, method: &Method, headers: &[Header], secure: bool) -> Reply 
             if let Some(old) = cookie {
                 ctx.logins.revoke(old);
             }
-            let id = ctx.logins.start();
-            state(true).with_header("Set-Cookie", ctx.logins.set_cookie(&id, secure))
+            match ctx.logins.start() {
+                Ok(id) => state(true).with_header("Set-Cookie", ctx.logins.set_cookie(&id, secure)),
+                Err(crate::expiring::Full) => {
+                    Reply::error(503, "too many dashboard sessions; retry later")
+                        .with_header("Retry-After", "5")
+                }
+            }
         }
         Method::Post => state(true),
         Method::Delete => {
@@ -913,6 +940,22 @@ mod tests {
         assert_eq!(r.status, 500);
         assert_eq!(r.body, br#"{"error":"internal error"}"#);
         assert_eq!(guarded(|| Reply::error(404, "not found")).status, 404);
+    }
+
+    #[test]
+    fn tokens_match_only_themselves_whatever_the_length() {
+        let token = "s3cret-token";
+        assert!(token_matches(token, token));
+        for guess in [
+            "",
+            "s",
+            "s3cret-toke",
+            "s3cret-tokenX",
+            "S3cret-token",
+            "x".repeat(4096).as_str(),
+        ] {
+            assert!(!token_matches(guess, token), "{guess:?}");
+        }
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod expiring;
 pub mod hangups;
 pub mod http;
 pub mod hub;

@@ -1,8 +1,10 @@
 //! Dashboard login sessions (`http-api.md` §3.10): the bearer token is traded once for an
 //! HttpOnly cookie, so the page never keeps the token. Sessions live in memory only (a restart
-//! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`.
+//! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`; at most
+//! `CLAUDE_BRIDGE_MAX_LOGIN_SESSIONS` live at once, expired ones swept in O(1) amortised
+//! ([`crate::expiring`]).
 
-use std::collections::HashMap;
+use crate::expiring::{Expiring, Full};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,35 +13,35 @@ pub const COOKIE: &str = "claude_bridge_session";
 
 /// The open login sessions of this process.
 pub struct Logins {
-    sessions: Mutex<HashMap<String, Instant>>,
+    sessions: Mutex<Expiring<()>>,
     ttl: Duration,
 }
 
 impl Logins {
-    /// No sessions yet; each lasts `ttl`.
-    pub fn new(ttl: Duration) -> Logins {
+    /// No sessions yet; each lasts `ttl`, at most `max` at once.
+    pub fn new(ttl: Duration, max: usize) -> Logins {
         Logins {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Expiring::new(max)),
             ttl,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<()>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Start a session; returns its cookie value (32 random bytes, URL-safe).
-    pub fn start(&self) -> String {
+    /// Start a session; returns its cookie value (32 random bytes, URL-safe), or [`Full`] when
+    /// the most sessions are live.
+    pub fn start(&self) -> Result<String, Full> {
         let id = crate::ids::token_urlsafe(32);
-        let mut map = self.lock();
-        map.retain(|_, expires| *expires > Instant::now());
-        map.insert(id.clone(), Instant::now() + self.ttl);
-        id
+        self.lock()
+            .insert(id.clone(), (), Instant::now() + self.ttl)?;
+        Ok(id)
     }
 
     /// Whether a cookie value names a live session.
     pub fn valid(&self, id: &str) -> bool {
-        self.lock().get(id).is_some_and(|e| *e > Instant::now())
+        self.lock().get_mut(id).is_some()
     }
 
     /// End a session (no-op for an unknown one).
@@ -79,15 +81,15 @@ mod tests {
 
     #[test]
     fn sessions_start_check_expire_and_revoke() {
-        let l = Logins::new(Duration::from_secs(60));
-        let id = l.start();
+        let l = Logins::new(Duration::from_secs(60), 10);
+        let id = l.start().unwrap();
         assert!(id.len() >= 43);
         assert!(l.valid(&id));
         assert!(!l.valid("other"));
         l.revoke(&id);
         assert!(!l.valid(&id));
-        let short = Logins::new(Duration::from_millis(1));
-        let id = short.start();
+        let short = Logins::new(Duration::from_millis(1), 10);
+        let id = short.start().unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert!(!short.valid(&id));
         assert!(l.set_cookie("x", true).ends_with("SameSite=Strict; Secure"));

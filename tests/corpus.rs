@@ -219,6 +219,8 @@ fn a_hundred_thousand_mutated_jsonrpc_messages_through_the_mcp_core() {
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,
+            audit_detail_bytes: 256,
+            audit_fold_seconds: 60,
         },
     );
     let seeds = seeds();

@@ -7,6 +7,13 @@ use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// These tests attack a relay each, and measure latency: they run one at a time, so they do
+/// not load the machine for one another.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The p99 of `n` `GET /status` round trips on one keep-alive connection. A sample over 2 s
 /// ends the run (the attack works: no need to wait for the rest).
 fn status_p99(addr: SocketAddr, n: usize) -> Duration {
@@ -87,6 +94,7 @@ fn stalled(addr: SocketAddr, head: &str, body_part: &[u8]) -> TcpStream {
 /// waits, and the connection closes by itself.
 #[test]
 fn slow_bodies_to_paths_that_need_none_hold_no_worker() {
+    let _serial = one_at_a_time();
     let r = Relay::start(&["--auth-token", "t"], &[]);
     let paths = [
         ("POST", "/status"),
@@ -120,6 +128,7 @@ fn slow_bodies_to_paths_that_need_none_hold_no_worker() {
 /// within it is served; one that stalls gets 400 and a closed connection at the deadline.
 #[test]
 fn a_needed_body_must_arrive_within_the_body_deadline() {
+    let _serial = one_at_a_time();
     let r = Relay::start(&[], &[("CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS", "2")]);
     let body = br#"{"channel":"c","sender":"s","content":"dripped"}"#;
     let head = format!(
@@ -169,6 +178,7 @@ fn a_needed_body_must_arrive_within_the_body_deadline() {
 /// and the connection closes.
 #[test]
 fn a_chunked_body_error_closes_the_connection() {
+    let _serial = one_at_a_time();
     let r = Relay::start(&["--auth-token", "t"], &[]);
     let auth = "Authorization: Bearer t\r\n";
     let hidden = b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -263,6 +273,7 @@ fn head_of(total: usize) -> Vec<u8> {
 /// (`CLAUDE_BRIDGE_HEAD_MEMORY_BYTES`): past it a new large head gets 503 with `Retry-After`.
 #[test]
 fn request_heads_are_bounded_each_and_all_together() {
+    let _serial = one_at_a_time();
     let r = Relay::start(&[], &[]);
     let ok = crate::support::raw(r.addr, &head_of(65_536), false);
     assert_eq!(ok.status, 200);
@@ -333,6 +344,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// head bound they took it from 92 to 442 MB).
 #[test]
 fn the_header_attack_stays_within_its_memory_budget() {
+    let _serial = one_at_a_time();
     let r = Relay::start(&[], &[]);
     let pid = r.child.id();
     let before = rss_kib(pid);
@@ -373,6 +385,7 @@ fn the_header_attack_stays_within_its_memory_budget() {
 /// first byte comes in time is served.
 #[test]
 fn silent_connections_are_closed_after_the_silent_limit() {
+    let _serial = one_at_a_time();
     let r = Relay::start(
         &[],
         &[
@@ -415,6 +428,7 @@ fn silent_connections_are_closed_after_the_silent_limit() {
 /// refusal waited behind them. Now nothing drains: every refusal is answered at once.
 #[test]
 fn refusals_never_wait_behind_slow_bodies() {
+    let _serial = one_at_a_time();
     let r = Relay::start(&["--auth-token", "t"], &[]);
     let slow: Vec<TcpStream> = (0..8)
         .map(|_| {
@@ -455,4 +469,361 @@ fn refusals_never_wait_behind_slow_bodies() {
     );
     assert_fast(r.addr, "8 slow refused bodies");
     drop(slow);
+}
+
+/// The size of the database file (its write-ahead log is bounded by SQLite's automatic
+/// checkpoint, 1000 pages, and reused).
+fn db_bytes(r: &Relay) -> u64 {
+    std::fs::metadata(&r.db).map(|m| m.len()).unwrap_or(0)
+}
+
+fn audit_rows(r: &Relay, event: &str) -> Vec<serde_json::Value> {
+    let v = r
+        .get_with("/api/audit?limit=1000", &[("Authorization", "Bearer t")])
+        .json();
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == event)
+        .cloned()
+        .collect()
+}
+
+/// Item 5: with `--audit-log`, 2,000 unauthenticated GETs with 16 KiB paths (32 MB of paths)
+/// add one audit row holding a 256-byte excerpt and the count of repeats, not 2,000 rows (the
+/// default window is 60 s; the test widens it so a slow run still folds everything).
+#[test]
+fn rejections_flooding_the_audit_log_fold_into_one_bounded_row() {
+    let _serial = one_at_a_time();
+    // A window longer than any run of this test, however busy the machine.
+    let r = Relay::start(
+        &["--auth-token", "t", "--audit-log"],
+        &[("CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS", "3600")],
+    );
+    let before = db_bytes(&r);
+    let addr = r.addr;
+    let flood = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rd = BufReader::new(s.try_clone().unwrap());
+        for i in 0..2000 {
+            let path = format!("/api/{i}/{}", "p".repeat(16_000));
+            let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+            s.write_all(req.as_bytes()).unwrap();
+            assert_eq!(read_response(&mut rd, false).unwrap().status, 401);
+        }
+    });
+    assert_fast(r.addr, "a flood of audited rejections");
+    flood.join().unwrap();
+    let rows = audit_rows(&r, "auth_failure");
+    assert_eq!(rows.len(), 1, "one folded row, not {}", rows.len());
+    let detail = rows[0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("/api/0/ppp"), "{detail}");
+    assert!(
+        detail.contains("… (+1999 more auth_failure from this address within 3600 s)"),
+        "{detail}"
+    );
+    assert!(detail.len() < 400, "{} bytes", detail.len());
+    let grew = db_bytes(&r).saturating_sub(before);
+    assert!(grew < 1024 * 1024, "the db grew by {grew} bytes");
+}
+
+/// Item 5, the edges: a path of `CLAUDE_BRIDGE_AUDIT_DETAIL_BYTES` is stored whole, one byte
+/// more is cut and marked; with `CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS=1` a repeat within the second
+/// is folded and one after it starts a new row.
+#[test]
+fn audit_excerpt_and_fold_window_at_their_edges() {
+    let _serial = one_at_a_time();
+    let r = Relay::start(
+        &["--auth-token", "t", "--audit-log"],
+        &[
+            ("CLAUDE_BRIDGE_AUDIT_DETAIL_BYTES", "64"),
+            ("CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS", "0"),
+        ],
+    );
+    let exact = format!("/api/{}", "e".repeat(59));
+    assert_eq!(exact.len(), 64);
+    assert_eq!(r.get(&exact).status, 401);
+    assert_eq!(r.get(&format!("{exact}x")).status, 401);
+    let rows = audit_rows(&r, "auth_failure");
+    let details: Vec<&str> = rows.iter().map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(details, [format!("{exact}…"), exact.clone()]);
+    drop(r);
+
+    let r = Relay::start(
+        &["--auth-token", "t", "--audit-log"],
+        &[("CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS", "1")],
+    );
+    let first = Instant::now();
+    assert_eq!(r.get("/api/one").status, 401);
+    assert_eq!(r.get("/api/two").status, 401);
+    let folded = audit_rows(&r, "auth_failure");
+    if first.elapsed() < Duration::from_millis(900) {
+        assert_eq!(folded.len(), 1, "{folded:?}");
+        assert_eq!(
+            folded[0]["detail"],
+            "/api/one (+1 more auth_failure from this address within 1 s)"
+        );
+    }
+    while first.elapsed() < Duration::from_millis(1100) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(r.get("/api/three").status, 401);
+    let rows = audit_rows(&r, "auth_failure");
+    assert_eq!(rows[0]["detail"], "/api/three");
+}
+
+/// Item 7: a 2025-03-26 batch on `/mcp` holding waits runs off the request workers (its waits
+/// side by side), and a client that leaves cancels it.
+#[test]
+fn a_batch_of_waits_on_mcp_holds_no_worker_and_ends_when_its_client_leaves() {
+    let _serial = one_at_a_time();
+    let r = Relay::start(&[], &[]);
+    let mcp = |body: &str, sid: Option<&str>| {
+        let mut h = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ];
+        if let Some(s) = sid {
+            h.push(("Mcp-Session-Id", s));
+        }
+        r.request("POST", "/mcp", &h, Some(body.as_bytes()))
+    };
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+    let sid = mcp(init, None)
+        .header("Mcp-Session-Id")
+        .unwrap()
+        .to_string();
+    // Waits after the newest message of a channel where nothing more comes.
+    let last = r.say("quiet", "s", "x")["id"].as_str().unwrap().to_string();
+    let wait = |id: u32, secs: u32| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"bridge_wait","arguments":{{"channel":"quiet","since_id":"{last}","timeout_seconds":{secs}}}}}}}"#
+        )
+    };
+    // Answered in order, the ping among them.
+    let x = mcp(
+        &format!(
+            r#"[{},{{"jsonrpc":"2.0","id":9,"method":"ping"}},{}]"#,
+            wait(7, 1),
+            wait(8, 1)
+        ),
+        Some(&sid),
+    );
+    assert_eq!(x.status, 200);
+    let ids: Vec<u64> = x
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [7, 9, 8]);
+    // Sixteen batches of two 5 s waits, more than there are workers.
+    let pid = r.child.id();
+    let batch = format!("[{},{}]", wait(1, 5), wait(2, 5));
+    let held: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(r.addr).unwrap();
+            let req = format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                 Accept: application/json\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{batch}",
+                batch.len()
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let calls = || named_threads(pid, "mcp-call");
+    assert!(
+        wait_for(Duration::from_secs(5), || calls() == 32),
+        "every wait runs on a thread of its own: {}",
+        calls()
+    );
+    assert_fast(r.addr, "16 batches of two waits");
+    // The clients leave: their calls end (well before their 5 s) and their threads with them.
+    let left = Instant::now();
+    drop(held);
+    assert!(
+        wait_for(Duration::from_secs(10), || calls() == 0
+            && named_threads(pid, "deferred") == 0),
+        "{} calls left",
+        calls()
+    );
+    assert!(
+        left.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        left.elapsed()
+    );
+}
+
+/// Threads of process `pid` named `name`.
+fn named_threads(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Item 8 (and every other wait off the request path): each costs a thread, and a client can
+/// send any number over one connection; at most `CLAUDE_BRIDGE_MAX_WAITING` wait at once, the
+/// next gets 503 with `Retry-After` (over legacy SSE) or the same on `/api/wait`.
+#[test]
+fn waiting_calls_over_one_connection_are_capped() {
+    let _serial = one_at_a_time();
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_MAX_WAITING", "20")]);
+    let pid = r.child.id();
+    let last = r.say("quiet", "s", "x")["id"].as_str().unwrap().to_string();
+    // A legacy SSE session.
+    let mut sse = TcpStream::connect(r.addr).unwrap();
+    sse.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        sse,
+        "GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut rd = BufReader::new(sse.try_clone().unwrap());
+    let mut line = String::new();
+    let path = loop {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut rd, &mut line).unwrap() > 0);
+        if let Some(p) = line.trim().strip_prefix("data: ") {
+            break p.to_string();
+        }
+    };
+    let baseline = crate::support::thread_count(pid);
+    // 25 waiting calls over one keep-alive connection.
+    let mut c = TcpStream::connect(r.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut crd = BufReader::new(c.try_clone().unwrap());
+    let mut statuses = Vec::new();
+    for id in 0..25 {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"bridge_wait","arguments":{{"channel":"quiet","since_id":"{last}","timeout_seconds":30}}}}}}"#
+        );
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).unwrap();
+        let x = read_response(&mut crd, false).unwrap();
+        if x.status == 503 {
+            assert_eq!(x.header("Retry-After"), Some("1"));
+            assert!(x.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("too many calls are waiting"));
+        }
+        statuses.push(x.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        5,
+        "{statuses:?}"
+    );
+    let threads = crate::support::thread_count(pid);
+    assert!(
+        threads <= baseline + 20,
+        "{threads} threads, baseline {baseline}"
+    );
+    // The cap counts every wait: a long-poll now gets 503 too.
+    let x = r.get(&format!(
+        "/api/wait?channel=quiet&since_id={last}&timeout_seconds=30"
+    ));
+    assert_eq!((x.status, x.header("Retry-After")), (503, Some("1")));
+    assert_fast(r.addr, "a full waiting cap");
+}
+
+/// Item 9: at most `CLAUDE_BRIDGE_MAX_MCP_SESSIONS` `/mcp` sessions and
+/// `CLAUDE_BRIDGE_MAX_LOGIN_SESSIONS` dashboard sessions live at once (503 beyond, room again
+/// when one ends); creating them never scans the others (see `expiring`'s unit tests).
+#[test]
+fn session_maps_are_capped() {
+    let _serial = one_at_a_time();
+    let r = Relay::start(
+        &["--auth-token", "t"],
+        &[
+            ("CLAUDE_BRIDGE_MAX_MCP_SESSIONS", "30"),
+            ("CLAUDE_BRIDGE_MAX_LOGIN_SESSIONS", "30"),
+        ],
+    );
+    let auth = ("Authorization", "Bearer t");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+    let open = || {
+        r.request(
+            "POST",
+            "/mcp",
+            &[
+                auth,
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ],
+            Some(init.as_bytes()),
+        )
+    };
+    let ids: Vec<String> = (0..30)
+        .map(|_| {
+            let x = open();
+            assert_eq!(x.status, 200);
+            x.header("Mcp-Session-Id").unwrap().to_string()
+        })
+        .collect();
+    let over = open();
+    assert_eq!((over.status, over.header("Retry-After")), (503, Some("5")));
+    assert!(over.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too many MCP sessions"));
+    let del = r.request("DELETE", "/mcp", &[auth, ("Mcp-Session-Id", &ids[0])], None);
+    assert_eq!(del.status, 200);
+    assert_eq!(open().status, 200);
+    // Dashboard logins.
+    let login = || r.request("POST", "/api/session", &[auth], None);
+    let cookies: Vec<String> = (0..30)
+        .map(|_| {
+            let x = login();
+            assert_eq!(x.status, 200);
+            x.header("Set-Cookie")
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let over = login();
+    assert_eq!((over.status, over.header("Retry-After")), (503, Some("5")));
+    let out = r.request("DELETE", "/api/session", &[("Cookie", &cookies[0])], None);
+    assert_eq!(out.status, 200);
+    assert_eq!(login().status, 200);
+    // Under a loop hitting both caps, /status stays fast.
+    let addr = r.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bg = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let x = crate::support::raw(
+                    addr,
+                    b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    false,
+                );
+                assert_eq!(x.status, 503);
+            }
+        })
+    };
+    assert_fast(r.addr, "logins at the cap");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    bg.join().unwrap();
 }

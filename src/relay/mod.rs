@@ -8,6 +8,7 @@
 //!   anyone never turns a committed write into an error.
 //! - `store` and `hub` are private: everything outside asks the relay.
 
+mod audit;
 pub mod tasks;
 
 use crate::error::Error;
@@ -42,6 +43,11 @@ pub struct Settings {
     pub max_lease_seconds: u64,
     /// Attempts of a task enqueued without `max_attempts`.
     pub default_max_attempts: u32,
+    /// Longest request path stored in an audit row of a rejection.
+    pub audit_detail_bytes: usize,
+    /// Window in which repeated rejections from one address are folded into one audit row
+    /// (0: never folded).
+    pub audit_fold_seconds: u64,
 }
 
 /// A validated send, ready for the store.
@@ -98,6 +104,24 @@ pub struct Relay {
     /// Channels with claims waiting.
     claim_waiters: tasks::ClaimWaiters,
     started: Instant,
+    /// Calls and long-polls running off the request path now, each on a thread of its own.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most of them at once (`CLAUDE_BRIDGE_MAX_WAITING`).
+    max_waiting: std::sync::atomic::AtomicUsize,
+    /// Rejections being folded into their audit rows.
+    folds: audit::Folds,
+}
+
+/// The most calls and long-polls waiting off the request path at once, by default.
+pub const DEFAULT_MAX_WAITING: usize = 1024;
+
+/// One call or long-poll counted as waiting off the request path, until dropped.
+pub struct WaitSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What [`Relay::next_events`] found.
@@ -119,6 +143,33 @@ impl Relay {
             settings,
             claim_waiters: Default::default(),
             started: Instant::now(),
+            waiting: Default::default(),
+            max_waiting: DEFAULT_MAX_WAITING.into(),
+            folds: Default::default(),
+        }
+    }
+
+    /// Allow at most `max` calls and long-polls waiting off the request path at once.
+    pub fn limit_waiting(&self, max: usize) {
+        self.max_waiting.store(max, Ordering::SeqCst);
+    }
+
+    /// A slot for one more call or long-poll to wait off the request path (each costs a
+    /// thread), or `None` when the most are waiting already: the caller answers "busy".
+    pub fn wait_slot(&self) -> Option<WaitSlot> {
+        let max = self.max_waiting.load(Ordering::SeqCst);
+        let mut now = self.waiting.load(Ordering::SeqCst);
+        loop {
+            if now >= max {
+                return None;
+            }
+            match self
+                .waiting
+                .compare_exchange(now, now + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Some(WaitSlot(Arc::clone(&self.waiting))),
+                Err(actual) => now = actual,
+            }
         }
     }
 
@@ -367,6 +418,26 @@ impl Relay {
     pub fn audit(&self, event: &str, channel: Option<&str>, detail: &str, ip: Option<&str>) {
         if self.settings.audit_enabled {
             self.store.audit(event, channel, detail, ip);
+        }
+    }
+
+    /// Record a rejected request (when the audit log is on): its path cut to
+    /// `audit_detail_bytes`, and repeats of the same kind from the same address within
+    /// `audit_fold_seconds` folded into the first one's row as a count, so a flood of
+    /// rejections cannot grow the database faster than one row per address and minute.
+    pub fn audit_rejection(&self, event: &str, path: &str, ip: Option<&str>) {
+        if !self.settings.audit_enabled {
+            return;
+        }
+        let excerpt = audit::excerpt(path, self.settings.audit_detail_bytes);
+        let window = Duration::from_secs(self.settings.audit_fold_seconds);
+        match self.folds.repeat(event, ip, window) {
+            Some((id, detail)) => self.store.audit_fold(id, &detail),
+            None => {
+                if let Some(id) = self.store.audit(event, None, &excerpt, ip) {
+                    self.folds.first(event, ip, id, excerpt, window);
+                }
+            }
         }
     }
 
