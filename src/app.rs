@@ -44,7 +44,7 @@ pub fn run(config: Config) -> Result<(), String> {
     );
     let logins = Arc::new(crate::login::Logins::new(
         std::time::Duration::from_secs(config.limits.session_ttl_seconds),
-        config.limits.max_login_sessions,
+        config.limits.max_logins,
     ));
     let waking = Arc::clone(&relay);
     let hangups = crate::hangups::Hangups::start(move || waking.wake_all())

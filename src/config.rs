@@ -94,8 +94,8 @@ pub struct Limits {
     pub head_memory_bytes: usize,
     /// Live `/mcp` sessions; an `initialize` beyond gets 503.
     pub max_mcp_sessions: usize,
-    /// Live dashboard login sessions; a login beyond gets 503.
-    pub max_login_sessions: usize,
+    /// Live dashboard logins; a login beyond gets 503.
+    pub max_logins: usize,
     /// Calls and long-polls waiting off the request path at once (each on a thread of its
     /// own: `/api/wait`, waiting MCP calls on every transport); 503 or a JSON-RPC error beyond.
     pub max_waiting: usize,
@@ -134,7 +134,7 @@ impl Default for Limits {
             max_head_bytes: 65_536,
             head_memory_bytes: 64 * 1024 * 1024,
             max_mcp_sessions: 10_000,
-            max_login_sessions: 10_000,
+            max_logins: 10_000,
             max_waiting: crate::relay::DEFAULT_MAX_WAITING,
             audit_detail_bytes: 256,
             audit_fold_seconds: 60,
@@ -370,12 +370,7 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             big,
         )?,
         max_mcp_sessions: n("CLAUDE_BRIDGE_MAX_MCP_SESSIONS", d.max_mcp_sessions, 1, big)?,
-        max_login_sessions: n(
-            "CLAUDE_BRIDGE_MAX_LOGIN_SESSIONS",
-            d.max_login_sessions,
-            1,
-            big,
-        )?,
+        max_logins: n("CLAUDE_BRIDGE_MAX_LOGINS", d.max_logins, 1, big)?,
         max_waiting: n("CLAUDE_BRIDGE_MAX_WAITING", d.max_waiting, 1, big)?,
         audit_detail_bytes: n(
             "CLAUDE_BRIDGE_AUDIT_DETAIL_BYTES",

@@ -746,7 +746,7 @@ fn waiting_calls_over_one_connection_are_capped() {
 }
 
 /// Item 9: at most `CLAUDE_BRIDGE_MAX_MCP_SESSIONS` `/mcp` sessions and
-/// `CLAUDE_BRIDGE_MAX_LOGIN_SESSIONS` dashboard sessions live at once (503 beyond, room again
+/// `CLAUDE_BRIDGE_MAX_LOGINS` dashboard sessions live at once (503 beyond, room again
 /// when one ends); creating them never scans the others (see `expiring`'s unit tests).
 #[test]
 fn session_maps_are_capped() {
@@ -755,7 +755,7 @@ fn session_maps_are_capped() {
         &["--auth-token", "t"],
         &[
             ("CLAUDE_BRIDGE_MAX_MCP_SESSIONS", "30"),
-            ("CLAUDE_BRIDGE_MAX_LOGIN_SESSIONS", "30"),
+            ("CLAUDE_BRIDGE_MAX_LOGINS", "30"),
         ],
     );
     let auth = ("Authorization", "Bearer t");
