@@ -214,15 +214,17 @@
 //! - Connections inherit a 30 s read timeout: an idle keep-alive connection is closed after it
 //!   (a waiting request reads nothing meanwhile).
 //! - A body is read only where a handler uses it (a POST to `/api/send`, `/api/ack`,
-//!   `/api/clear`, `/mcp`, `/messages/`), on the worker, and must arrive within
-//!   `CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS` (10) of the first read (else 400 `content-length
-//!   mismatch`, as for a body cut short). Framing headers are checked on every mutation. A body
+//!   `/api/clear`, `/mcp`, `/messages/`), and whole before a worker sees the request: tiny_http
+//!   reads it on the connection's own thread (up to the body limit, held within
+//!   `CLAUDE_BRIDGE_HEAD_MEMORY_BYTES`; past that budget the worker reads it), and it must
+//!   arrive within `CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS` (10) of the head (else 400
+//!   `content-length mismatch` after authentication, as for a body cut short; 401 without a
+//!   token). Framing headers are checked on every mutation. A body
 //!   left unread (refused, not needed, or cut off by an error such as a bad chunk or the size
 //!   limit) is never drained: the answer says `Connection: close`, the connection ends after
 //!   it, and tiny_http's thread for the connection shuts the sending side and discards what
 //!   still comes for at most 2 s (so the close does not reset the answer away). Nothing after
-//!   such a body is ever parsed as a request. A token holder (or, without a token, a loopback
-//!   client) dripping bodies on those routes can hold one worker each for the body deadline.
+//!   such a body is ever parsed as a request.
 //! - HTTPS (`--tls-cert`/`--tls-key`) is served by the relay itself in a build with the `tls`
 //!   feature (rustls 0.23 + aws-lc-rs through the vendored tiny_http's `ssl-rustls`, made full
 //!   duplex there: a read never holds the TLS lock while it waits on the socket, so streams and

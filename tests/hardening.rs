@@ -125,7 +125,8 @@ fn slow_bodies_to_paths_that_need_none_hold_no_worker() {
 
 /// Item 1, the deadline: a body the handler needs must arrive within
 /// `CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS` of the relay starting to read it. One that drips in
-/// within it is served; one that stalls gets 400 and a closed connection at the deadline.
+/// within it is served; one that stalls gets 400 and a closed connection at the deadline, and
+/// holds no worker meanwhile.
 #[test]
 fn a_needed_body_must_arrive_within_the_body_deadline() {
     let _serial = one_at_a_time();
@@ -160,16 +161,45 @@ fn a_needed_body_must_arrive_within_the_body_deadline() {
         took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "answered after {took:?}, the deadline is 2 s"
     );
-    // Stalled bodies on paths that need them hold a worker each, for at most the deadline
-    // (fewer of them than workers leave /status fast meanwhile); each is then answered.
-    let held: Vec<TcpStream> = (0..8)
-        .map(|_| stalled(r.addr, &head, &padded[..600]))
+    // Stalled bodies on paths that need them, four times as many as there are workers, half
+    // of them chunked, some without the token: they wait on their connections' own threads
+    // (the body is read whole before a worker sees the request), so /status stays fast; each
+    // is answered at its deadline (401 without the token: authentication still comes first).
+    let chunked_head =
+        "POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n400\r\n";
+    let held: Vec<TcpStream> = (0..64)
+        .map(|i| match i % 2 {
+            0 => stalled(r.addr, &head, &padded[..600]),
+            _ => stalled(r.addr, chunked_head, &padded[..600]),
+        })
         .collect();
-    assert_fast(r.addr, "8 stalled bodies within their deadline");
+    assert_fast(r.addr, "64 stalled bodies within their deadline");
     for s in &held {
         let (resp, rest) = response_then_close(s, Duration::from_secs(8));
         assert_eq!(resp.status, 400);
+        assert_eq!(resp.json()["error"], "content-length mismatch");
         assert!(rest.is_some());
+    }
+    let r = Relay::start(
+        &["--auth-token", "t"],
+        &[("CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS", "2")],
+    );
+    let held: Vec<TcpStream> = (0..64)
+        .map(|i| {
+            let auth = if i % 2 == 0 {
+                "Authorization: Bearer t\r\n"
+            } else {
+                ""
+            };
+            let h = head.replace("Host: 127.0.0.1\r\n", &format!("Host: 127.0.0.1\r\n{auth}"));
+            stalled(r.addr, &h, &padded[..600])
+        })
+        .collect();
+    assert_fast(r.addr, "64 stalled bodies, half with the token");
+    for (i, s) in held.iter().enumerate() {
+        let (resp, _) = response_then_close(s, Duration::from_secs(8));
+        assert_eq!(resp.status, if i % 2 == 0 { 400 } else { 401 });
     }
 }
 

@@ -6,8 +6,9 @@
 //! Invariants:
 //! - Requests are handled by a fixed pool of workers pulling from `Server::recv()`; no thread per
 //!   request. A handler panic becomes a JSON 500 for that request only.
-//! - A body is read only where its handler uses it, through a `take(max + 1)` reader within the
-//!   body deadline, so an oversize body (declared or chunked) is refused as soon as the limit is
+//! - A body is read only where its handler uses it (`takes_body`; tiny_http has read it whole
+//!   on the connection's thread, within the body deadline, unless the head-memory budget was
+//!   spent), through a `take(max + 1)` reader, so an oversize body (declared or chunked) is refused as soon as the limit is
 //!   crossed, never buffered whole. A body left unread is never drained: tiny_http closes the
 //!   connection after the answer (`Connection: close`).
 //! - tiny_http's accept loop survives accept errors (patched, see the codemap); if the
@@ -130,6 +131,8 @@ pub fn server(
         max_head_bytes: limits.max_head_bytes,
         head_memory: limits.head_memory_bytes,
     });
+    // Bodies a handler will read arrive whole before a worker sees the request.
+    server.prefetch_bodies(limits.max_request_bytes, takes_body);
     server.set_own_headers(
         policy::EVERY_RESPONSE
             .iter()
@@ -137,6 +140,13 @@ pub fn server(
             .collect(),
     );
     Ok(server)
+}
+
+/// Whether a request's body will be read by its handler (a POST to a route taking JSON): such
+/// bodies are read whole on the connection's own thread before a worker takes the request.
+fn takes_body(method: &Method, url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or_default();
+    *method == Method::Post && Route::parse(path).rule().json_body
 }
 
 /// Serve requests with a pool of workers until a signal arrives or the listener fails.

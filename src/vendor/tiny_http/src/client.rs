@@ -53,6 +53,9 @@ pub struct ClientConnection {
 
     // claude-bridge patch: the server's count of bytes held in request heads
     head_memory: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+
+    // claude-bridge patch: which bodies to read whole before handing a request out
+    prefetch: Option<crate::Prefetch>,
 }
 
 /// claude-bridge patch: how long a connection closed with input left unread keeps discarding
@@ -88,6 +91,7 @@ impl ClientConnection {
         mut read_socket: RefinedTcpStream,
         limits: crate::util::ReadLimits,
         head_memory: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        prefetch: Option<crate::Prefetch>,
     ) -> ClientConnection {
         let head_clock = std::sync::Arc::new(crate::util::HeadClock::new(limits));
         read_socket.set_head_clock(std::sync::Arc::clone(&head_clock));
@@ -111,6 +115,7 @@ impl ClientConnection {
             own_headers: std::sync::Arc::from(Vec::new()),
             closing: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             head_memory,
+            prefetch,
         }
     }
 
@@ -290,8 +295,24 @@ impl ClientConnection {
             .clone()
             .map(crate::request::InProgress::enter);
 
+        // claude-bridge patch: a body the server will want is read whole here, on the
+        // connection's own thread, within the body deadline and the head-memory budget (it
+        // holds its declared size, or the limit for a chunked one), so no server thread ever
+        // waits for a slow body; past the budget, it is left for the server to read
+        let prefetch = self.prefetch.and_then(|p| {
+            let declared = body_size(&headers)?;
+            let wanted = (p.wanted)(&method, &path)
+                && declared.is_none_or(|n| n > 1024 && n <= p.max);
+            let size = declared.unwrap_or(p.max).min(p.max);
+            (wanted && memory.reserve(size, limits.head_memory)).then_some(p.max)
+        });
+        if prefetch.is_some() {
+            self.head_clock.head_done(true);
+            self.head_clock.body_started();
+        }
+
         // building the next reader
-        let request = crate::request::new_request(
+        let request = crate::request::new_request_prefetching(
             self.secure,
             method,
             path,
@@ -300,6 +321,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            prefetch,
         )
         .map_err(|e| {
             use crate::request;
@@ -452,6 +474,19 @@ impl Iterator for ClientConnection {
             // returning the request
             return Some(rq);
         }
+    }
+}
+
+/// claude-bridge patch: the size a request's head declares for its body: `Some(Some(n))` for
+/// `Content-Length: n`, `Some(None)` for a chunked body, `None` for no body (or framing the
+/// server will refuse unread: both headers, several lengths).
+fn body_size(headers: &[crate::Header]) -> Option<Option<usize>> {
+    let mut lengths = headers.iter().filter(|h| h.field.equiv("Content-Length"));
+    let chunked = headers.iter().any(|h| h.field.equiv("Transfer-Encoding"));
+    match (lengths.next(), lengths.next(), chunked) {
+        (None, _, true) => Some(None),
+        (Some(l), None, false) => l.value.as_str().trim().parse().ok().map(Some),
+        _ => None,
     }
 }
 

@@ -161,6 +161,17 @@ struct ConnectionLimit {
     /// claude-bridge patch: read deadlines and head sizes, and the head bytes held now.
     read_limits: std::sync::Mutex<util::ReadLimits>,
     head_memory: Arc<std::sync::atomic::AtomicUsize>,
+    prefetch: std::sync::Mutex<Option<Prefetch>>,
+}
+
+/// claude-bridge patch: which request bodies a connection reads whole before handing the
+/// request out (see `Server::prefetch_bodies`).
+#[derive(Clone, Copy)]
+pub struct Prefetch {
+    /// The largest body read so (a chunked one is read up to one byte past it).
+    pub max: usize,
+    /// Whether a request (method, URL) will have its body read by the server.
+    pub wanted: fn(&Method, &str) -> bool,
 }
 
 /// claude-bridge patch: counts one open connection until dropped.
@@ -342,6 +353,7 @@ impl Server {
             own_headers: std::sync::Mutex::new(Arc::from(Vec::new())),
             read_limits: std::sync::Mutex::new(util::ReadLimits::default()),
             head_memory: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            prefetch: std::sync::Mutex::new(None),
         });
         let inside_limit = Arc::clone(&limit);
         let (refuse_tx, refuse_rx) = mpsc::sync_channel::<(TcpStream, Arc<[u8]>)>(64);
@@ -410,11 +422,17 @@ impl Server {
                                 .lock()
                                 .map(|l| *l)
                                 .unwrap_or_else(|p| *p.into_inner());
+                            let prefetch = inside_limit
+                                .prefetch
+                                .lock()
+                                .map(|p| *p)
+                                .unwrap_or_else(|p| *p.into_inner());
                             let client = ClientConnection::new(
                                 write_closable,
                                 read_closable,
                                 read_limits,
                                 Arc::clone(&inside_limit.head_memory),
+                                prefetch,
                             )
                                 .counting_requests_in(Arc::clone(&inside_in_progress))
                                 .with_own_headers(own_headers);
@@ -598,6 +616,16 @@ impl Server {
     pub fn set_read_limits(&self, limits: ReadLimits) {
         if let Ok(mut l) = self.limit.read_limits.lock() {
             *l = limits;
+        }
+    }
+
+    /// claude-bridge patch: read the bodies `wanted` says the server will read, up to `max`
+    /// bytes, whole on the connection's own thread (within the body deadline and the head-memory
+    /// budget) before the request is handed out, so that a slow body never holds a thread of the
+    /// server's. For connections accepted from now on.
+    pub fn prefetch_bodies(&self, max: usize, wanted: fn(&Method, &str) -> bool) {
+        if let Ok(mut p) = self.limit.prefetch.lock() {
+            *p = Some(Prefetch { max, wanted });
         }
     }
 

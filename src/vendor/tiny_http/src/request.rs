@@ -145,6 +145,19 @@ impl Drop for Tracked {
     }
 }
 
+/// claude-bridge patch: a reader that fails with the error a prefetch met, holding the
+/// connection's reader until it is dropped.
+struct Failing(Option<IoError>, Box<dyn Read + Send + 'static>);
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| IoError::new(ErrorKind::ConnectionAborted, "body cut short")))
+    }
+}
+
 /// claude-bridge patch: bytes of request heads reserved in the server's head-memory budget,
 /// given back when dropped (with the request that holds them).
 pub(crate) struct HeadMemory {
@@ -274,8 +287,39 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
+    source_data: R,
+    writer: W,
+) -> Result<Request, RequestCreationError>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    new_request_prefetching(
+        secure,
+        method,
+        path,
+        version,
+        headers,
+        remote_addr,
+        source_data,
+        writer,
+        None,
+    )
+}
+
+/// claude-bridge patch: [`new_request`], reading a body of up to `prefetch` bytes (declared, or
+/// chunked) whole before the request is handed out, so the server never waits for it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_request_prefetching<R, W>(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    prefetch: Option<usize>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -324,14 +368,17 @@ where
         }
     };
 
-    // claude-bridge patch: every body but a streamed one (Content-Length over 1 KiB, or
-    // chunked) is read to its end here
-    let streamed_body = !connection_upgrade
-        && match content_length {
-            Some(n) => n > 1024 || (n > 0 && expects_continue),
-            None => transfer_encoding.is_some(),
-        };
-    let body = BodyState::new(!streamed_body);
+    // claude-bridge patch: whether the body has been read to its end here (every body but a
+    // streamed one: Content-Length over 1 KiB, or chunked, unless prefetched)
+    let mut done = true;
+    type BoxRead = Box<dyn Read + Send + 'static>;
+    // claude-bridge patch: a prefetch that failed hands over what arrived, then the error; it
+    // holds on to the connection's reader (`hold`) so that the next request is not read before
+    // this one is done with the connection (which is then closed: the body is not done)
+    let failed = |got: Vec<u8>, e: IoError, hold: BoxRead| -> BoxRead {
+        Box::new(Cursor::new(got).chain(Failing(Some(e), hold)))
+    };
+    let prefetch = prefetch.filter(|_| !expects_continue && !connection_upgrade);
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
@@ -361,20 +408,61 @@ where
             }
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+        } else if prefetch.is_some_and(|max| content_length <= max) {
+            // claude-bridge patch: prefetched whole (within the body deadline)
+            let mut got = Vec::with_capacity(content_length);
+            let (mut data_reader, _) = EqualReader::new(source_data, content_length);
+            match data_reader.read_to_end(&mut got) {
+                Ok(_) if got.len() == content_length => Box::new(Cursor::new(got)) as BoxRead,
+                Ok(_) => {
+                    done = false;
+                    let info = "Connection has been closed before we received enough data";
+                    let e = IoError::new(ErrorKind::ConnectionAborted, info);
+                    failed(got, e, Box::new(data_reader))
+                }
+                Err(e) => {
+                    done = false;
+                    failed(got, e, Box::new(data_reader))
+                }
+            }
         } else {
+            done = false;
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let mut decoder = Decoder::new(source_data);
+        match prefetch {
+            // claude-bridge patch: prefetched up to one byte past `max` (within the body
+            // deadline); a longer body is left pending after it, for the server to refuse
+            Some(max) => {
+                let mut got = Vec::new();
+                match (&mut decoder).take(max as u64 + 1).read_to_end(&mut got) {
+                    Ok(_) if got.len() <= max => Box::new(Cursor::new(got)) as BoxRead,
+                    Ok(_) => {
+                        done = false;
+                        Box::new(Cursor::new(got).chain(FusedReader::new(decoder))) as BoxRead
+                    }
+                    Err(e) => {
+                        done = false;
+                        failed(got, e, Box::new(decoder))
+                    }
+                }
+            }
+            None => {
+                done = false;
+                Box::new(FusedReader::new(decoder)) as Box<dyn Read + Send + 'static>
+            }
+        }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
         // TODO: could also be multipart/byteranges
         Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     };
+    let body = BodyState::new(done);
 
     let reader = Box::new(Tracked {
         inner: reader,
