@@ -92,6 +92,9 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// Bytes of request heads all connections may hold at once; 503 beyond.
     pub head_memory_bytes: usize,
+    /// Bytes of request bodies read ahead (before a worker sees the request) by all connections
+    /// at once; past it, a worker reads the body.
+    pub body_memory_bytes: usize,
     /// Live `/mcp` sessions; an `initialize` beyond gets 503.
     pub max_mcp_sessions: usize,
     /// Live dashboard logins; a login beyond gets 503.
@@ -133,6 +136,7 @@ impl Default for Limits {
             body_timeout_seconds: 10,
             max_head_bytes: 65_536,
             head_memory_bytes: 64 * 1024 * 1024,
+            body_memory_bytes: 64 * 1024 * 1024,
             max_mcp_sessions: 10_000,
             max_logins: 10_000,
             max_waiting: crate::relay::DEFAULT_MAX_WAITING,
@@ -367,6 +371,12 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             "CLAUDE_BRIDGE_HEAD_MEMORY_BYTES",
             d.head_memory_bytes,
             65_536,
+            big,
+        )?,
+        body_memory_bytes: n(
+            "CLAUDE_BRIDGE_BODY_MEMORY_BYTES",
+            d.body_memory_bytes,
+            0,
             big,
         )?,
         max_mcp_sessions: n("CLAUDE_BRIDGE_MAX_MCP_SESSIONS", d.max_mcp_sessions, 1, big)?,

@@ -216,7 +216,8 @@
 //! - A body is read only where a handler uses it (a POST to `/api/send`, `/api/ack`,
 //!   `/api/clear`, `/mcp`, `/messages/`), and whole before a worker sees the request: tiny_http
 //!   reads it on the connection's own thread (up to the body limit, held within
-//!   `CLAUDE_BRIDGE_HEAD_MEMORY_BYTES`; past that budget the worker reads it), and it must
+//!   `CLAUDE_BRIDGE_BODY_MEMORY_BYTES`, 64 MiB, a budget apart from the heads'; past it the
+//!   worker reads the body), and it must
 //!   arrive within `CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS` (10) of the head (else 400
 //!   `content-length mismatch` after authentication, as for a body cut short; 401 without a
 //!   token). Framing headers are checked on every mutation. A body

@@ -38,6 +38,7 @@ fn status_p99(addr: SocketAddr, n: usize) -> Duration {
 
 fn assert_fast(addr: SocketAddr, what: &str) {
     let p99 = status_p99(addr, 300);
+    eprintln!("/status p99 {p99:?} under {what}");
     assert!(
         p99 <= Duration::from_millis(50),
         "/status p99 {p99:?} under {what}"
@@ -856,4 +857,48 @@ fn session_maps_are_capped() {
     assert_fast(r.addr, "logins at the cap");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     bg.join().unwrap();
+}
+
+/// Bodies read ahead on connection threads have a memory budget of their own
+/// (`CLAUDE_BRIDGE_BODY_MEMORY_BYTES`): they never take the heads' budget (stalled bodies
+/// cannot make new requests get 503), and past their budget a body is read by a worker as
+/// before.
+#[test]
+fn read_ahead_bodies_have_their_own_memory_budget() {
+    let _serial = one_at_a_time();
+    let head = "POST /api/send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                Content-Length: 2000\r\n\r\n";
+    // 40 stalled bodies hold 80,000 bytes, more than the smallest head budget.
+    let r = Relay::start(
+        &[],
+        &[
+            ("CLAUDE_BRIDGE_HEAD_MEMORY_BYTES", "65536"),
+            ("CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS", "3"),
+        ],
+    );
+    let held: Vec<TcpStream> = (0..40).map(|_| stalled(r.addr, head, b"{")).collect();
+    assert_fast(r.addr, "40 stalled bodies and a small head budget");
+    drop(held);
+    drop(r);
+    // Room for exactly two such bodies: with both stalled, a third body (sent whole) is
+    // not read ahead but by a worker, as before the read-ahead, and is served.
+    let r = Relay::start(
+        &[],
+        &[
+            ("CLAUDE_BRIDGE_BODY_MEMORY_BYTES", "4000"),
+            ("CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS", "3"),
+        ],
+    );
+    let two: Vec<TcpStream> = (0..2).map(|_| stalled(r.addr, head, b"{")).collect();
+    assert_fast(r.addr, "two stalled bodies filling the body budget");
+    let body = br#"{"channel":"c","sender":"s","content":"x"}"#;
+    let mut whole = body[..body.len() - 1].to_vec();
+    whole.resize(1999, b' ');
+    whole.push(b'}');
+    assert_eq!(r.post_raw("/api/send", &whole).status, 200);
+    for s in &two {
+        let (resp, _) = response_then_close(s, Duration::from_secs(10));
+        assert_eq!(resp.status, 400);
+    }
+    drop(two);
 }

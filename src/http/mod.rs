@@ -7,7 +7,7 @@
 //! - Requests are handled by a fixed pool of workers pulling from `Server::recv()`; no thread per
 //!   request. A handler panic becomes a JSON 500 for that request only.
 //! - A body is read only where its handler uses it (`takes_body`; tiny_http has read it whole
-//!   on the connection's thread, within the body deadline, unless the head-memory budget was
+//!   on the connection's thread, within the body deadline, unless the body-memory budget was
 //!   spent), through a `take(max + 1)` reader, so an oversize body (declared or chunked) is refused as soon as the limit is
 //!   crossed, never buffered whole. A body left unread is never drained: tiny_http closes the
 //!   connection after the answer (`Connection: close`).
@@ -130,6 +130,7 @@ pub fn server(
         body: Duration::from_secs(limits.body_timeout_seconds),
         max_head_bytes: limits.max_head_bytes,
         head_memory: limits.head_memory_bytes,
+        body_memory: limits.body_memory_bytes,
     });
     // Bodies a handler will read arrive whole before a worker sees the request.
     server.prefetch_bodies(limits.max_request_bytes, takes_body);

@@ -54,6 +54,9 @@ pub struct ClientConnection {
     // claude-bridge patch: the server's count of bytes held in request heads
     head_memory: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 
+    // claude-bridge patch: the server's count of bytes held in bodies read ahead
+    body_memory: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+
     // claude-bridge patch: which bodies to read whole before handing a request out
     prefetch: Option<crate::Prefetch>,
 }
@@ -90,7 +93,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         limits: crate::util::ReadLimits,
-        head_memory: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        [head_memory, body_memory]: [std::sync::Arc<std::sync::atomic::AtomicUsize>; 2],
         prefetch: Option<crate::Prefetch>,
     ) -> ClientConnection {
         let head_clock = std::sync::Arc::new(crate::util::HeadClock::new(limits));
@@ -115,6 +118,7 @@ impl ClientConnection {
             own_headers: std::sync::Arc::from(Vec::new()),
             closing: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             head_memory,
+            body_memory,
             prefetch,
         }
     }
@@ -296,15 +300,17 @@ impl ClientConnection {
             .map(crate::request::InProgress::enter);
 
         // claude-bridge patch: a body the server will want is read whole here, on the
-        // connection's own thread, within the body deadline and the head-memory budget (it
+        // connection's own thread, within the body deadline and the body-memory budget (it
         // holds its declared size, or the limit for a chunked one), so no server thread ever
         // waits for a slow body; past the budget, it is left for the server to read
+        let mut body_memory =
+            crate::request::HeadMemory::new(std::sync::Arc::clone(&self.body_memory));
         let prefetch = self.prefetch.and_then(|p| {
             let declared = body_size(&headers)?;
             let wanted = (p.wanted)(&method, &path)
                 && declared.is_none_or(|n| n > 1024 && n <= p.max);
             let size = declared.unwrap_or(p.max).min(p.max);
-            (wanted && memory.reserve(size, limits.head_memory)).then_some(p.max)
+            (wanted && body_memory.reserve(size, limits.body_memory)).then_some(p.max)
         });
         if prefetch.is_some() {
             self.head_clock.head_done(true);
@@ -339,7 +345,7 @@ impl ClientConnection {
             .on_connection(
                 std::sync::Arc::clone(&self.head_clock),
                 std::sync::Arc::clone(&self.closing),
-                memory,
+                [memory, body_memory],
             );
 
         // return the request

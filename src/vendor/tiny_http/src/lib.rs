@@ -161,6 +161,7 @@ struct ConnectionLimit {
     /// claude-bridge patch: read deadlines and head sizes, and the head bytes held now.
     read_limits: std::sync::Mutex<util::ReadLimits>,
     head_memory: Arc<std::sync::atomic::AtomicUsize>,
+    body_memory: Arc<std::sync::atomic::AtomicUsize>,
     prefetch: std::sync::Mutex<Option<Prefetch>>,
 }
 
@@ -353,6 +354,7 @@ impl Server {
             own_headers: std::sync::Mutex::new(Arc::from(Vec::new())),
             read_limits: std::sync::Mutex::new(util::ReadLimits::default()),
             head_memory: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            body_memory: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             prefetch: std::sync::Mutex::new(None),
         });
         let inside_limit = Arc::clone(&limit);
@@ -431,7 +433,10 @@ impl Server {
                                 write_closable,
                                 read_closable,
                                 read_limits,
-                                Arc::clone(&inside_limit.head_memory),
+                                [
+                                    Arc::clone(&inside_limit.head_memory),
+                                    Arc::clone(&inside_limit.body_memory),
+                                ],
                                 prefetch,
                             )
                                 .counting_requests_in(Arc::clone(&inside_in_progress))
@@ -620,8 +625,8 @@ impl Server {
     }
 
     /// claude-bridge patch: read the bodies `wanted` says the server will read, up to `max`
-    /// bytes, whole on the connection's own thread (within the body deadline and the head-memory
-    /// budget) before the request is handed out, so that a slow body never holds a thread of the
+    /// bytes, whole on the connection's own thread (within the body deadline and the
+    /// `ReadLimits::body_memory` budget) before the request is handed out, so that a slow body never holds a thread of the
     /// server's. For connections accepted from now on.
     pub fn prefetch_bodies(&self, max: usize, wanted: fn(&Method, &str) -> bool) {
         if let Ok(mut p) = self.limit.prefetch.lock() {

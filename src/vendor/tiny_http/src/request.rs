@@ -87,8 +87,9 @@ pub struct Request {
     // claude-bridge patch: the connection's read deadlines (the body's starts in `as_reader`)
     clock: Option<std::sync::Arc<crate::util::HeadClock>>,
 
-    // claude-bridge patch: the bytes of head memory this request holds (see `HeadMemory`)
-    _head_memory: Option<HeadMemory>,
+    // claude-bridge patch: the bytes of head and body memory this request holds (see
+    // `HeadMemory`)
+    _memory: Option<[HeadMemory; 2]>,
 }
 
 /// claude-bridge patch: what a request's body reader shares with its request and connection.
@@ -158,8 +159,8 @@ impl Read for Failing {
     }
 }
 
-/// claude-bridge patch: bytes of request heads reserved in the server's head-memory budget,
-/// given back when dropped (with the request that holds them).
+/// claude-bridge patch: bytes of request heads (or of bodies read ahead) reserved in one of the
+/// server's memory budgets, given back when dropped (with the request that holds them).
 pub(crate) struct HeadMemory {
     total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     held: usize,
@@ -485,7 +486,7 @@ where
         _counted: None,
         body,
         clock: None,
-        _head_memory: None,
+        _memory: None,
     })
 }
 
@@ -500,16 +501,16 @@ impl Request {
     }
 
     /// claude-bridge patch: the connection's read deadlines, its closing flag (raised when this
-    /// request is dropped with its body unread) and the head memory the request holds.
+    /// request is dropped with its body unread) and the head and body memory the request holds.
     pub(crate) fn on_connection(
         mut self,
         clock: std::sync::Arc<crate::util::HeadClock>,
         closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-        head_memory: HeadMemory,
+        memory: [HeadMemory; 2],
     ) -> Self {
         let _ = self.body.closing.set(closing);
         self.clock = Some(clock);
-        self._head_memory = Some(head_memory);
+        self._memory = Some(memory);
         self
     }
 

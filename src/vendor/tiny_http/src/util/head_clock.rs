@@ -40,6 +40,9 @@ pub struct ReadLimits {
     /// The most bytes of request heads that all connections may hold at once (heads being read
     /// and heads of requests not yet answered); a head that would go beyond gets 503.
     pub head_memory: usize,
+    /// The most bytes of bodies read ahead (see `Server::prefetch_bodies`) that all connections
+    /// may hold at once; past it, a body is left for the server to read.
+    pub body_memory: usize,
 }
 
 impl Default for ReadLimits {
@@ -50,6 +53,7 @@ impl Default for ReadLimits {
             body: Duration::from_secs(10),
             max_head_bytes: 64 * 1024,
             head_memory: 64 * 1024 * 1024,
+            body_memory: 64 * 1024 * 1024,
         }
     }
 }
