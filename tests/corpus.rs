@@ -216,6 +216,7 @@ fn a_hundred_thousand_mutated_jsonrpc_messages_through_the_mcp_core() {
             retention_days: 0,
             audit_enabled: true,
             conformance_fixtures: false,
+            modern_era: true,
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,

@@ -4,6 +4,7 @@
 //! [`handle`] with the session's state, and writes whatever comes back (`None` for
 //! notifications and client responses). Every transport and every test drives this same code.
 
+pub mod era;
 mod fixtures;
 mod queue;
 mod tools;
@@ -41,8 +42,10 @@ pub struct Session {
     pub version: Option<String>,
     /// Tool calls in flight, by request id (as JSON text): set a flag to cancel one.
     pub in_flight: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
-    /// Set by a transport that watches the client's connection for the one call this copy
-    /// runs: raised when the client leaves, it cancels the call (not shared between clones).
+    /// The cancel flag of the one call this copy runs, when the transport made it: one that
+    /// watches the client's connection raises it when the client leaves; stdio registers it in
+    /// `in_flight` before the call starts, so a cancellation read next finds it (not shared
+    /// between clones).
     pub hangup: Option<Arc<AtomicBool>>,
 }
 
@@ -250,6 +253,7 @@ mod tests {
             retention_days: 0,
             audit_enabled: false,
             conformance_fixtures: false,
+            modern_era: true,
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,
