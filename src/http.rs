@@ -578,6 +578,8 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
                 method: &method,
                 session_id: header(&headers, "Mcp-Session-Id"),
                 protocol_version: header(&headers, "MCP-Protocol-Version"),
+                mcp_method: header(&headers, "Mcp-Method"),
+                mcp_name: header(&headers, "Mcp-Name"),
                 accept: header(&headers, "Accept"),
                 credential: authorization(&headers),
                 body: &req.body,
@@ -700,7 +702,7 @@ fn preflight(cfg: &Config, headers: &[Header]) -> Reply {
         .with_header(
             "Access-Control-Allow-Headers",
             "Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, \
-         Accept, Accept-Language, Content-Language",
+         Mcp-Method, Mcp-Name, Accept, Accept-Language, Content-Language",
         )
         .with_header("Access-Control-Max-Age", "600")
 }

@@ -5,8 +5,13 @@
 //! Requests are handled in order on the reading thread, except calls that may wait
 //! (`mcp::may_stream`), which run on their own threads so the session's other requests go on;
 //! every line is written whole under one lock. At end of input, calls still running finish first.
+//!
+//! Both eras share the pipe, chosen per message ([`mcp::era::is_modern`]): a 2026-07-28 request
+//! is checked and answered statelessly, `initialize` starts the handshake era as before. A
+//! `subscriptions/listen` is acknowledged and then stays open, with nothing to carry, until
+//! `notifications/cancelled` names it (no response) or input ends.
 
-use crate::mcp::{self, code, Session};
+use crate::mcp::{self, code, era, Session};
 use crate::relay::Relay;
 use serde_json::Value;
 use std::io::{BufRead, Write};
@@ -50,24 +55,50 @@ pub fn serve(
                 None
             } else {
                 match crate::json::parse_body(text) {
-                    Ok(msg) if mcp::may_stream(&relay, &msg) => {
-                        let (relay, out, mut state) =
-                            (Arc::clone(&relay), Arc::clone(&output), session.clone());
-                        running.push(std::thread::spawn(move || {
-                            let reply = mcp::handle(&relay, &mut state, &msg, &mut |n| {
-                                let _ = send_line(&*out, &n);
-                            });
-                            if let Some(r) = reply {
-                                let _ = send_line(&*out, &r);
-                            }
-                        }));
-                        None
-                    }
                     Ok(msg) => {
-                        let out = Arc::clone(&output);
-                        mcp::handle(&relay, &mut session, &msg, &mut |n| {
-                            let _ = send_line(&*out, &n);
-                        })
+                        let method = msg.get("method").and_then(Value::as_str);
+                        let modern = relay.settings.modern_era
+                            && msg.get("id").is_some()
+                            && era::is_modern(&msg, None);
+                        let handle = if modern { era::handle } else { mcp::handle };
+                        let refused = modern.then(|| era::check(&msg, None).err()).flatten();
+                        if let Some(r) = refused {
+                            Some(r.response)
+                        } else if modern && method == Some("subscriptions/listen") {
+                            // Nothing will follow the acknowledgement (see `era::listen_ack`),
+                            // so a subscription holds no state here; cancelling it needs none.
+                            Some(era::listen_ack(&msg).unwrap_or_else(|e| e))
+                        } else if mcp::may_stream(&relay, &msg) {
+                            let (relay, out, mut state) =
+                                (Arc::clone(&relay), Arc::clone(&output), session.clone());
+                            // Register the call's cancel flag before it starts, so a
+                            // `notifications/cancelled` read next always finds it.
+                            let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                            session
+                                .in_flight
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(msg["id"].to_string(), Arc::clone(&cancel));
+                            state.hangup = Some(cancel);
+                            running.push(std::thread::spawn(move || {
+                                let reply = handle(&relay, &mut state, &msg, &mut |n| {
+                                    let _ = send_line(&*out, &n);
+                                });
+                                if let Some(r) = reply {
+                                    let _ = send_line(&*out, &r);
+                                }
+                            }));
+                            None
+                        } else {
+                            // A modern request is stateless: it gets a copy of the session,
+                            // which shares only the in-flight table (for cancellation).
+                            let out = Arc::clone(&output);
+                            let mut copy = session.clone();
+                            let state = if modern { &mut copy } else { &mut session };
+                            handle(&relay, state, &msg, &mut |n| {
+                                let _ = send_line(&*out, &n);
+                            })
+                        }
                     }
                     Err(_) => Some(mcp::error(
                         Value::Null,
@@ -144,6 +175,72 @@ fn trim(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::Settings;
+    use crate::store::Store;
+    use serde_json::json;
+
+    /// The replies of a relay (modern era on or off) to `lines`, in order.
+    fn replies(modern_era: bool, lines: &[Value]) -> Vec<Value> {
+        let dir = std::env::temp_dir().join(format!(
+            "cb-stdio-{}-{}",
+            std::process::id(),
+            crate::ids::random_hex(4)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (store, _) = Store::open(&dir.join("t.db"), false).unwrap();
+        let settings = Settings {
+            max_message_bytes: 131_072,
+            retention_days: 0,
+            audit_enabled: false,
+            conformance_fixtures: false,
+            modern_era,
+            default_lease_seconds: 300,
+            max_lease_seconds: 3600,
+            default_max_attempts: 3,
+        };
+        let relay = Arc::new(Relay::new(store, settings));
+        let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        serve(relay, input.as_bytes(), Sink(Arc::clone(&out)), 1 << 20).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_modern_era_can_be_switched_off_per_process() {
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}});
+        let lines = [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "initialize",
+                   "params": {"protocolVersion": "2025-11-25"}}),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": meta}}),
+        ];
+        let on = replies(true, &lines);
+        assert_eq!(on[0]["result"]["supportedVersions"][0], "2026-07-28");
+        assert_eq!(on[1]["result"]["protocolVersion"], "2025-11-25");
+        assert_eq!(on[2]["result"]["resultType"], "complete");
+        // Off (a process that pushes into Claude Code): the probe fails as on a relay that
+        // predates the revision, so clients fall back to initialize; nothing is dressed.
+        let off = replies(false, &lines);
+        assert_eq!(off[0]["error"]["code"], code::METHOD_NOT_FOUND);
+        assert_eq!(off[1]["result"]["protocolVersion"], "2025-11-25");
+        assert!(off[2]["result"].get("resultType").is_none());
+        assert!(off[2]["result"]["tools"].is_array());
+    }
 
     #[test]
     fn lines_are_read_within_the_limit() {
