@@ -1,7 +1,8 @@
 //! The `claude-bridge` binary: parse, resolve, run, print one error line and pick the exit code
 //! (0 normal, 1 runtime failure, 2 usage or configuration error).
 
-use claude_bridge::{app, cli, config, scripting};
+use claude_bridge::client::scripting;
+use claude_bridge::{app, cli, config};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -55,7 +56,7 @@ fn tui(url: Option<String>, sender: Option<String>, token: Option<String>) -> Ex
         .or_else(|| env("CLAUDE_BRIDGE_AUTH_TOKEN"))
         .filter(|t| !t.trim().is_empty());
     let sender = sender.unwrap_or_else(|| "tui".into());
-    match claude_bridge::tui::run(&url, &sender, token) {
+    match claude_bridge::client::tui::run(&url, &sender, token) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

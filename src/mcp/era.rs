@@ -8,11 +8,12 @@
 //! ones say `ttlMs` and `cacheScope`, and `subscriptions/listen` is the one long-lived request.
 //!
 //! This module decides the era ([`is_modern`]), checks a modern request before it runs
-//! ([`check`], with the revision's error codes and HTTP statuses), and answers the methods that
-//! return at once ([`handle`]: `server/discover`, `tools/list`, `tools/call`). Tool calls
-//! themselves run through [`super::handle`], exactly as in the handshake era; this module only
-//! dresses their results. Transports open and end `subscriptions/listen` streams with
-//! [`listen_ack`] and [`listen_end`].
+//! ([`check`], with the revision's error codes and HTTP statuses), and answers it ([`respond`]:
+//! `server/discover`, `tools/list`, `tools/call`), reached through [`super::handle`] (so the
+//! panic boundary and [`super::spawn`] serve both eras) when the transport marked the session
+//! copy [`Session::modern`]. Tool calls run through the same dispatch as in the handshake era;
+//! this module only dresses their results. Transports open and end `subscriptions/listen`
+//! streams with [`listen_ack`] and [`listen_end`].
 
 use super::{code, Session};
 use crate::relay::Relay;
@@ -383,11 +384,11 @@ fn complete(mut response: Value, method: &str) -> Value {
     response
 }
 
-/// Answer a checked modern request that returns at once (`server/discover`, `tools/list`,
-/// `tools/call`; `subscriptions/listen` belongs to the transport). Notifications the call
-/// emits go to `notify`; log messages only when the request opted in. `None` when a call was
-/// cancelled (it gets no response).
-pub fn handle(
+/// Answer a checked modern request (`server/discover`, `tools/list`, `tools/call`;
+/// `subscriptions/listen` belongs to the transport). Notifications the call emits go to
+/// `notify`; log messages only when the request opted in. `None` for a notification, and when a
+/// call was cancelled (it gets no response).
+pub(super) fn respond(
     relay: &Relay,
     session: &mut Session,
     msg: &Value,
@@ -408,7 +409,7 @@ pub fn handle(
             notify(n);
         }
     };
-    super::handle(relay, session, msg, &mut filtered).map(|r| complete(r, method))
+    super::dispatch(relay, session, msg, &mut filtered).map(|r| complete(r, method))
 }
 
 /// The first message of a `subscriptions/listen` stream, or the error response when the request

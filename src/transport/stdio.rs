@@ -3,13 +3,16 @@
 //! goes on; end of input ends the session.
 //!
 //! Requests are handled in order on the reading thread, except calls that may wait
-//! (`mcp::may_stream`), which run on their own threads so the session's other requests go on;
-//! every line is written whole under one lock. At end of input, calls still running finish first.
+//! (`mcp::may_stream`), which run on their own threads ([`mcp::spawn`]) so the session's other
+//! requests go on; every line is written whole under one lock. At end of input, calls still
+//! running finish first. A call that panics is answered with an error and the session goes on.
 //!
 //! Both eras share the pipe, chosen per message ([`mcp::era::is_modern`]): a 2026-07-28 request
-//! is checked and answered statelessly, `initialize` starts the handshake era as before. A
-//! `subscriptions/listen` is acknowledged and then stays open, with nothing to carry, until
-//! `notifications/cancelled` names it (no response) or input ends.
+//! is checked and answered statelessly (on a copy of the session marked modern, sharing only the
+//! in-flight table, for cancellation); `initialize` starts the handshake era as before. A
+//! `subscriptions/listen` is acknowledged and then stays open, with nothing to carry (see
+//! [`mcp::era::listen_ack`]), until `notifications/cancelled` names it (no response) or input
+//! ends; it holds no state here.
 
 use crate::mcp::{self, code, era, Session};
 use crate::relay::Relay;
@@ -54,51 +57,68 @@ pub fn serve(
             if text.is_empty() {
                 None
             } else {
-                match crate::json::parse_body(text) {
-                    Ok(msg) => {
-                        let method = msg.get("method").and_then(Value::as_str);
-                        let modern = relay.settings.modern_era
-                            && msg.get("id").is_some()
-                            && era::is_modern(&msg, None);
-                        let handle = if modern { era::handle } else { mcp::handle };
-                        let refused = modern.then(|| era::check(&msg, None).err()).flatten();
-                        if let Some(r) = refused {
-                            Some(r.response)
-                        } else if modern && method == Some("subscriptions/listen") {
-                            // Nothing will follow the acknowledgement (see `era::listen_ack`),
-                            // so a subscription holds no state here; cancelling it needs none.
-                            Some(era::listen_ack(&msg).unwrap_or_else(|e| e))
-                        } else if mcp::may_stream(&relay, &msg) {
-                            let (relay, out, mut state) =
-                                (Arc::clone(&relay), Arc::clone(&output), session.clone());
-                            // Register the call's cancel flag before it starts, so a
-                            // `notifications/cancelled` read next always finds it.
-                            let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                            session
-                                .in_flight
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(msg["id"].to_string(), Arc::clone(&cancel));
-                            state.hangup = Some(cancel);
-                            running.push(std::thread::spawn(move || {
-                                let reply = handle(&relay, &mut state, &msg, &mut |n| {
-                                    let _ = send_line(&*out, &n);
-                                });
-                                if let Some(r) = reply {
-                                    let _ = send_line(&*out, &r);
-                                }
-                            }));
-                            None
-                        } else {
-                            // A modern request is stateless: it gets a copy of the session,
-                            // which shares only the in-flight table (for cancellation).
-                            let out = Arc::clone(&output);
-                            let mut copy = session.clone();
-                            let state = if modern { &mut copy } else { &mut session };
-                            handle(&relay, state, &msg, &mut |n| {
-                                let _ = send_line(&*out, &n);
-                            })
+                let parsed = crate::json::parse_body(text);
+                let modern = parsed.as_ref().is_ok_and(|m| {
+                    relay.settings.modern_era && m.get("id").is_some() && era::is_modern(m, None)
+                });
+                let method = parsed
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| m.get("method"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let refused = match &parsed {
+                    Ok(m) if modern => era::check(m, None).err(),
+                    _ => None,
+                };
+                // A modern request runs on a copy of the session (stateless); a handshake
+                // request on the session itself.
+                let mut copy = session.clone();
+                copy.modern = modern;
+                match parsed {
+                    _ if refused.is_some() => refused.map(|r| r.response),
+                    Ok(msg) if modern && method.as_deref() == Some("subscriptions/listen") => {
+                        Some(era::listen_ack(&msg).unwrap_or_else(|e| e))
+                    }
+                    Ok(msg) if mcp::may_stream(&relay, &msg) => {
+                        let out = Arc::clone(&output);
+                        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+                        // Register the call's cancel flag before its thread starts, so a
+                        // `notifications/cancelled` read next always finds it.
+                        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                        copy.in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(id.to_string(), Arc::clone(&cancel));
+                        copy.hangup = Some(cancel);
+                        match mcp::spawn(Arc::clone(&relay), copy, msg, move |o| {
+                            let (mcp::Out::Note(v) | mcp::Out::Reply(v)) = o;
+                            let _ = send_line(&*out, &v);
+                        }) {
+                            Ok(t) => {
+                                running.push(t);
+                                None
+                            }
+                            Err(_) => {
+                                session
+                                    .in_flight
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .remove(&id.to_string());
+                                Some(mcp::error(
+                                    id,
+                                    code::INTERNAL_ERROR,
+                                    "cannot start the call; retry later",
+                                ))
+                            }
                         }
+                    }
+                    Ok(msg) => {
+                        let out = Arc::clone(&output);
+                        let state = if modern { &mut copy } else { &mut session };
+                        mcp::handle(&relay, state, &msg, &mut |n| {
+                            let _ = send_line(&*out, &n);
+                        })
                     }
                     Err(_) => Some(mcp::error(
                         Value::Null,

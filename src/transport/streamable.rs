@@ -186,14 +186,7 @@ impl Sessions {
                     Err(r) => return r,
                 },
             };
-            return stream_call(
-                Arc::clone(relay),
-                state,
-                msg,
-                stream_ok,
-                self.keepalive,
-                mcp::handle,
-            );
+            return stream_call(Arc::clone(relay), state, msg, stream_ok, self.keepalive);
         }
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if self.stateless {
@@ -256,19 +249,15 @@ impl Sessions {
         if msg.get("method").and_then(Value::as_str) == Some("subscriptions/listen") {
             return self.listen(relay, msg, stream_ok);
         }
+        let mut state = Session {
+            modern: true,
+            ..Session::default()
+        };
         if mcp::may_stream(relay, &msg) {
-            let keepalive = self.keepalive;
-            return stream_call(
-                Arc::clone(relay),
-                Session::default(),
-                msg,
-                stream_ok,
-                keepalive,
-                era::handle,
-            );
+            return stream_call(Arc::clone(relay), state, msg, stream_ok, self.keepalive);
         }
         let mut notes = Vec::new();
-        let reply = era::handle(relay, &mut Session::default(), &msg, &mut |n| notes.push(n));
+        let reply = mcp::handle(relay, &mut state, &msg, &mut |n| notes.push(n));
         match reply {
             Some(v) if stream_ok && !notes.is_empty() => {
                 let mut body = String::new();
@@ -325,7 +314,7 @@ impl Sessions {
                 return;
             }
             loop {
-                if relay.hub.sleep(Instant::now() + keepalive) {
+                if relay.sleep(Instant::now() + keepalive) {
                     let end = era::listen_end(&msg);
                     let _ = write!(w, "event: message\ndata: {end}\n\n").and_then(|()| w.flush());
                     return;
@@ -441,7 +430,7 @@ impl Sessions {
             // We send no server-initiated messages: keep-alive comments only, until the client
             // goes away or the relay shuts down.
             loop {
-                if relay.hub.sleep(Instant::now() + keepalive) {
+                if relay.sleep(Instant::now() + keepalive) {
                     return;
                 }
                 if w.write_all(b": keep-alive\n\n")
@@ -471,9 +460,6 @@ impl Sessions {
     }
 }
 
-/// How one era answers a message (`mcp::handle` or `mcp::era::handle`).
-type Handler = fn(&Relay, &mut Session, &Value, &mut dyn FnMut(Value)) -> Option<Value>;
-
 /// Answer one call that may wait from a stream thread, off the request workers: as an event
 /// stream written while it runs (notifications as they happen, the result last) when the client
 /// accepts one, else as one JSON body written when the call ends.
@@ -483,13 +469,12 @@ fn stream_call(
     msg: Value,
     events: bool,
     keepalive: Duration,
-    handle: Handler,
 ) -> Reply {
     if !events {
         return Reply::later(move |gone| {
             // A client that leaves cancels the call, as `notifications/cancelled` would.
             state.hangup = Some(gone);
-            match handle(&relay, &mut state, &msg, &mut |_| {}) {
+            match mcp::handle(&relay, &mut state, &msg, &mut |_| {}) {
                 Some(r) => Reply::json(200, &r),
                 None => Reply::empty(202),
             }
@@ -502,19 +487,12 @@ fn stream_call(
         let (tx, rx) = std::sync::mpsc::channel::<(Value, bool)>();
         let in_flight = state.clone();
         let key = msg.get("id").map(Value::to_string);
-        let call_relay = Arc::clone(&relay);
-        let spawned = std::thread::Builder::new()
-            .name("mcp-call".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let notes = tx.clone();
-                let result = handle(&call_relay, &mut state, &msg, &mut |n| {
-                    let _ = notes.send((n, false));
-                });
-                if let Some(r) = result {
-                    let _ = tx.send((r, true));
-                }
+        let spawned = mcp::spawn(Arc::clone(&relay), state, msg, move |o| {
+            let _ = tx.send(match o {
+                mcp::Out::Note(v) => (v, false),
+                mcp::Out::Reply(v) => (v, true),
             });
+        });
         if spawned.is_err() {
             return;
         }
@@ -540,7 +518,7 @@ fn stream_call(
                 // The client is gone: stop the call.
                 if let Some(flag) = key.as_ref().and_then(|k| in_flight.cancel_flag(k)) {
                     flag.store(true, Ordering::SeqCst);
-                    relay.hub.wake_all();
+                    relay.wake_all();
                 }
                 return;
             }

@@ -1,6 +1,8 @@
 //! Command-line parsing with lexopt: argv → [`Command`]. Validation of syntax only; no I/O and
 //! no environment (that is [`crate::config`]'s job).
 
+pub mod scripts;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ pub enum Command {
     /// Run the relay with these flags.
     Run(Box<RawArgs>),
     /// A scripting subcommand (`send`, `receive`, …) for a relay by URL.
-    Script(Box<crate::scripting::Script>),
+    Script(Box<scripts::Script>),
     /// `claude-bridge tui [--url URL] [--sender NAME] [--token T]`.
     Tui {
         /// `--url`.
@@ -84,10 +86,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
         if word == "tui" {
             return parse_tui(args.split_off(1));
         }
-        if crate::scripting::COMMANDS.contains(&word) {
+        if scripts::COMMANDS.contains(&word) {
             let word = word.to_owned();
             let rest = args.split_off(1);
-            return crate::scripting::parse(&word, rest).map(|s| Command::Script(Box::new(s)));
+            return scripts::parse(&word, rest).map(|s| Command::Script(Box::new(s)));
         }
     }
     let mut raw = RawArgs::default();
