@@ -8,7 +8,7 @@
 //! ones say `ttlMs` and `cacheScope`, and `subscriptions/listen` is the one long-lived request.
 //!
 //! This module decides the era ([`is_modern`]), checks a modern request before it runs
-//! ([`check`], with the revision's error codes and HTTP statuses), and answers it ([`respond`]:
+//! ([`check`], with the revision's error codes and HTTP statuses), and answers it (`respond`:
 //! `server/discover`, `tools/list`, `tools/call`), reached through [`super::handle`] (so the
 //! panic boundary and [`super::spawn`] serve both eras) when the transport marked the session
 //! copy [`Session::modern`]. Tool calls run through the same dispatch as in the handshake era;
