@@ -576,3 +576,64 @@ fn streamed_modern_calls_share_the_connection_cap_with_other_streams() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn modern_waiting_tools_report_progress_on_their_post_until_they_are_answered() {
+    let r = Relay::start(&[], &[]);
+    let first = r.say("eras:p", "t", "one")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = |mut call: Value, t: &str| {
+        call["params"]["_meta"]["progressToken"] = json!(t);
+        call
+    };
+    let wait = token(
+        modern(
+            40,
+            "tools/call",
+            json!({"name": "bridge_wait",
+            "arguments": {"channel": "eras:p", "since_id": first, "timeout_seconds": 50}}),
+        ),
+        "w",
+    );
+    let claim = token(
+        modern(
+            41,
+            "tools/call",
+            json!({"name": "bridge_claim",
+            "arguments": {"channel": "eras:jobs", "consumer": "c", "wait_seconds": 50}}),
+        ),
+        "c",
+    );
+    let mut waiting = open_post(&r, &wait);
+    let mut claiming = open_post(&r, &claim);
+    // Both report progress (every 15 s) while nothing comes.
+    for (conn, t) in [(&mut waiting, "w"), (&mut claiming, "c")] {
+        let body = read_stream_until(conn, |b| b.contains("notifications/progress"));
+        let note = events(&body).pop().unwrap();
+        assert_eq!(note["params"]["progressToken"], t, "{note}");
+        assert_eq!(note["params"]["total"], 50);
+    }
+    r.say("eras:p", "t", "two");
+    let enqueue = modern(
+        42,
+        "tools/call",
+        json!({"name": "bridge_enqueue",
+        "arguments": {"channel": "eras:jobs", "payload": 1}}),
+    );
+    assert_eq!(post(&r, &enqueue, &[]).status, 200);
+    let body = read_stream_until(&mut waiting, |b| b.contains("\"id\":40"));
+    let done = events(&body).pop().unwrap();
+    assert_eq!(
+        done["result"]["structuredContent"]["messages"][0]["content"],
+        "two"
+    );
+    let body = read_stream_until(&mut claiming, |b| b.contains("\"id\":41"));
+    let done = events(&body).pop().unwrap();
+    assert_eq!(done["result"]["resultType"], "complete");
+    assert!(
+        done["result"]["structuredContent"]["task"]["task_id"].is_string(),
+        "{done}"
+    );
+}
