@@ -84,15 +84,26 @@ pub fn serve(
                         let out = Arc::clone(&output);
                         let id = msg.get("id").cloned().unwrap_or(Value::Null);
                         // Register the call's cancel flag before its thread starts, so a
-                        // `notifications/cancelled` read next always finds it.
+                        // `notifications/cancelled` read next always finds it; it leaves the
+                        // table when the call answers (or, cancelled, when the call ends).
                         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                        copy.in_flight
+                        let (flights, key) = (Arc::clone(&copy.in_flight), id.to_string());
+                        flights
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .insert(id.to_string(), Arc::clone(&cancel));
+                            .insert(key.clone(), Arc::clone(&cancel));
                         copy.hangup = Some(cancel);
                         match mcp::spawn(Arc::clone(&relay), copy, msg, move |o| {
-                            let (mcp::Out::Note(v) | mcp::Out::Reply(v)) = o;
+                            let v = match o {
+                                mcp::Out::Note(v) => v,
+                                mcp::Out::Reply(v) => {
+                                    flights
+                                        .lock()
+                                        .unwrap_or_else(|p| p.into_inner())
+                                        .remove(&key);
+                                    v
+                                }
+                            };
                             let _ = send_line(&*out, &v);
                         }) {
                             Ok(t) => {
