@@ -41,12 +41,14 @@ const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 pub const TTL_MS: u64 = 3_600_000;
 
 /// Every revision this relay serves, newest first: the modern one statelessly, the others
-/// after `initialize`.
-pub fn supported() -> Vec<&'static str> {
-    std::iter::once(MODERN)
-        .chain(super::VERSIONS.iter().rev().copied())
-        .collect()
-}
+/// after `initialize` ([`super::VERSIONS`], oldest first; a unit test keeps the two in step).
+pub const SUPPORTED: [&str; 5] = [
+    MODERN,
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+];
 
 /// Whether a message asks for the modern era: its `_meta` names a protocol version, its method
 /// exists only in that era (`server/discover`, `subscriptions/listen`), or (HTTP) its
@@ -153,7 +155,7 @@ pub fn check(msg: &Value, http: Option<&Mirrors<'_>>) -> Result<(), Refusal> {
                     "Header mismatch: the MCP-Protocol-Version header is required",
                 ))
             }
-            Some(v) if !supported().contains(&v) => return Err(unsupported(msg, v)),
+            Some(v) if !SUPPORTED.contains(&v) => return Err(unsupported(msg, v)),
             Some(_) => {}
         }
     }
@@ -251,7 +253,7 @@ fn unsupported(msg: &Value, version: &str) -> Refusal {
         codes::UNSUPPORTED_VERSION,
         "Unsupported protocol version",
     );
-    r.response["error"]["data"] = json!({"supported": supported(), "requested": version});
+    r.response["error"]["data"] = json!({"supported": SUPPORTED, "requested": version});
     r
 }
 
@@ -356,7 +358,7 @@ fn discover(relay: &Relay) -> Value {
     };
     json!({
         "resultType": "complete",
-        "supportedVersions": supported(),
+        "supportedVersions": SUPPORTED,
         "capabilities": capabilities,
         "instructions": super::INSTRUCTIONS,
         "ttlMs": TTL_MS,
@@ -569,6 +571,14 @@ mod tests {
         }
         let bad = json!({"jsonrpc": "2.0", "id": 7, "method": 5});
         assert_eq!(refusal(check(&bad, None)).0, 400);
+    }
+
+    #[test]
+    fn supported_lists_every_handshake_version_newest_first() {
+        let mut handshake: Vec<&str> = super::super::VERSIONS.to_vec();
+        handshake.reverse();
+        assert_eq!(SUPPORTED[0], MODERN);
+        assert_eq!(&SUPPORTED[1..], &handshake[..]);
     }
 
     #[test]
