@@ -110,14 +110,17 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             retention_days: config.retention_days,
             audit_enabled: config.audit_log,
             conformance_fixtures: config.limits.conformance_fixtures,
+            modern_era: true,
             default_lease_seconds: config.limits.default_lease_seconds,
             max_lease_seconds: config.limits.max_lease_seconds,
             default_max_attempts: config.limits.default_max_attempts,
-            audit_detail_bytes: config.limits.audit_detail_bytes,
-            audit_fold_seconds: config.limits.audit_fold_seconds,
         },
     ));
     relay.limit_waiting(config.limits.max_waiting);
+    relay.limit_audit(
+        config.limits.audit_detail_bytes,
+        config.limits.audit_fold_seconds,
+    );
     // Messages and clears committed by other processes on the same file wake this process's
     // waiters and event subscribers on those channels.
     relay

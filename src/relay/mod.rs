@@ -37,17 +37,17 @@ pub struct Settings {
     pub audit_enabled: bool,
     /// Serve the MCP conformance-suite fixture tools (tests only; off by default).
     pub conformance_fixtures: bool,
+    /// Serve the stateless 2026-07-28 revision beside the handshake era (`mcp::era`). Off for a
+    /// process that must stay on the handshake era (one that pushes into Claude Code, which
+    /// refuses pushes on 2026-07-28 connections): modern requests then get the handshake era's
+    /// answers, so clients fall back to `initialize`.
+    pub modern_era: bool,
     /// Task lease when a claim names none (already capped at `max_lease_seconds`).
     pub default_lease_seconds: u64,
     /// Longest task lease; longer requests are clamped.
     pub max_lease_seconds: u64,
     /// Attempts of a task enqueued without `max_attempts`.
     pub default_max_attempts: u32,
-    /// Longest request path stored in an audit row of a rejection.
-    pub audit_detail_bytes: usize,
-    /// Window in which repeated rejections from one address are folded into one audit row
-    /// (0: never folded).
-    pub audit_fold_seconds: u64,
 }
 
 /// A validated send, ready for the store.
@@ -110,6 +110,11 @@ pub struct Relay {
     max_waiting: std::sync::atomic::AtomicUsize,
     /// Rejections being folded into their audit rows.
     folds: audit::Folds,
+    /// Longest request path stored in an audit row of a rejection.
+    audit_detail_bytes: std::sync::atomic::AtomicUsize,
+    /// Window in which repeated rejections from one address are folded into one audit row
+    /// (0: never folded).
+    audit_fold_seconds: std::sync::atomic::AtomicU64,
 }
 
 /// The most calls and long-polls waiting off the request path at once, by default.
@@ -146,7 +151,18 @@ impl Relay {
             waiting: Default::default(),
             max_waiting: DEFAULT_MAX_WAITING.into(),
             folds: Default::default(),
+            audit_detail_bytes: 256.into(),
+            audit_fold_seconds: 60.into(),
         }
+    }
+
+    /// Cut request paths in audit rows of rejections to `detail_bytes`, and fold repeats within
+    /// `fold_seconds` (see [`Relay::audit_rejection`]).
+    pub fn limit_audit(&self, detail_bytes: usize, fold_seconds: u64) {
+        self.audit_detail_bytes
+            .store(detail_bytes, Ordering::SeqCst);
+        self.audit_fold_seconds
+            .store(fold_seconds, Ordering::SeqCst);
     }
 
     /// Allow at most `max` calls and long-polls waiting off the request path at once.
@@ -429,8 +445,8 @@ impl Relay {
         if !self.settings.audit_enabled {
             return;
         }
-        let excerpt = audit::excerpt(path, self.settings.audit_detail_bytes);
-        let window = Duration::from_secs(self.settings.audit_fold_seconds);
+        let excerpt = audit::excerpt(path, self.audit_detail_bytes.load(Ordering::SeqCst));
+        let window = Duration::from_secs(self.audit_fold_seconds.load(Ordering::SeqCst));
         match self.folds.repeat(event, ip, window) {
             Some((id, detail)) => self.store.audit_fold(id, &detail),
             None => {
