@@ -16,6 +16,10 @@ pub enum Command {
     Run(Box<RawArgs>),
     /// A scripting subcommand (`send`, `receive`, …) for a relay by URL.
     Script(Box<crate::scripting::Script>),
+    /// `claude-bridge wake CHANNEL... --consumer ID`: the hook that wakes an idle agent.
+    Wake(Box<crate::wake::Parsed>),
+    /// `claude-bridge setup claude-code ...` and `claude-bridge auth-header ...`.
+    Setup(Box<crate::setup::Parsed>),
     /// `claude-bridge tui [--url URL] [--sender NAME] [--token T]`.
     Tui {
         /// `--url`.
@@ -58,6 +62,12 @@ pub struct RawArgs {
     pub audit_log: bool,
     /// `--stdio`.
     pub stdio: bool,
+    /// `--push`, repeatable (with `--stdio`).
+    pub push: Vec<String>,
+    /// `--consumer` (with `--push`).
+    pub consumer: Option<String>,
+    /// `--self` (with `--push`).
+    pub self_name: Option<String>,
 }
 
 /// A command line that cannot be understood (exit 2).
@@ -83,6 +93,16 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     if let Some(word) = args.first().and_then(|a| a.to_str()) {
         if word == "tui" {
             return parse_tui(args.split_off(1));
+        }
+        if word == "wake" {
+            return crate::wake::parse(args.split_off(1)).map(|w| Command::Wake(Box::new(w)));
+        }
+        if word == "setup" {
+            return crate::setup::parse(args.split_off(1)).map(|s| Command::Setup(Box::new(s)));
+        }
+        if word == "auth-header" {
+            return crate::setup::parse_auth_header(args.split_off(1))
+                .map(|s| Command::Setup(Box::new(s)));
         }
         if crate::scripting::COMMANDS.contains(&word) {
             let word = word.to_owned();
@@ -120,6 +140,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             }
             Long("audit-log") => raw.audit_log = true,
             Long("stdio") => raw.stdio = true,
+            Long("push") => raw.push.push(string(&mut p, "--push")?),
+            Long("consumer") => raw.consumer = Some(string(&mut p, "--consumer")?),
+            Long("self") => raw.self_name = Some(string(&mut p, "--self")?),
             other => return Err(other.unexpected().into()),
         }
     }
@@ -168,6 +191,10 @@ USAGE:
         status                              is the relay up; totals
     claude-bridge tui [--url URL] [--sender NAME] [--token TOKEN]
                                             terminal UI (builds with --features tui)
+    claude-bridge setup claude-code --channel CH --consumer ID [--print]
+                                            make Claude Code sessions wake on messages
+    claude-bridge wake CHANNEL... --consumer ID
+                                            the hook: wait, print messages, exit 2
 
 OPTIONS:
     --host ADDR                  Address to listen on: 127.0.0.1 (default), ::1, localhost, a
@@ -194,6 +221,9 @@ OPTIONS:
     --tls-cert PATH, --tls-key PATH
                                  Serve HTTPS with these PEM files (both or neither)
     --stdio                      Speak MCP on stdin/stdout instead of listening (for a local agent)
+    --push CHANNEL --consumer ID [--self NAME]
+                                 With --stdio: push new messages on CHANNEL (repeatable) into
+                                 the session as Claude Code channel notifications
     -h, --help                   Show this help
     --version                    Show the version
 

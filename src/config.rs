@@ -143,6 +143,8 @@ pub struct Config {
     pub audit_log: bool,
     /// MCP over stdio instead of HTTP.
     pub stdio: bool,
+    /// Channel push into the stdio session (`--push`).
+    pub push: Option<crate::push::Push>,
     /// Limits and tunables.
     pub limits: Limits,
     /// Problems worth a warning on stderr (not fatal).
@@ -359,11 +361,36 @@ fn parse_host(host: &str) -> Result<(IpAddr, HostKind), ConfigError> {
     Ok((ip, kind))
 }
 
+/// `--push` / `--consumer` / `--self`: only together, and only with `--stdio`.
+fn push_settings(raw: &RawArgs) -> Result<Option<crate::push::Push>, ConfigError> {
+    if raw.push.is_empty() {
+        if raw.consumer.is_some() || raw.self_name.is_some() {
+            return err("--consumer and --self go with --push CHANNEL");
+        }
+        return Ok(None);
+    }
+    if !raw.stdio {
+        return err("--push needs --stdio (it pushes into a local session)");
+    }
+    let consumer = match raw.consumer.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => c.to_owned(),
+        _ => return err("--push needs --consumer ID (whose cursor records delivery)"),
+    };
+    let mut channels = raw.push.clone();
+    channels.dedup();
+    Ok(Some(crate::push::Push {
+        channels,
+        self_name: raw.self_name.clone().unwrap_or_else(|| consumer.clone()),
+        consumer,
+    }))
+}
+
 /// Resolve flags and environment into a checked configuration.
 pub fn resolve(raw: RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let env = Env(env);
     let limits = limits(&env)?;
     let mut warnings = Vec::new();
+    let push = push_settings(&raw)?;
 
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
@@ -476,6 +503,7 @@ pub fn resolve(raw: RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
         retention_days,
         audit_log,
         stdio: raw.stdio,
+        push,
         limits,
         warnings,
     })

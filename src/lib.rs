@@ -210,12 +210,15 @@ pub mod login;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
+pub mod push;
 pub mod queue;
 pub mod relay;
 pub mod scripting;
+pub mod setup;
 pub mod store;
 pub mod transport;
 #[cfg(feature = "tui")]
 pub mod tui;
 pub mod validate;
+pub mod wake;
 pub mod wire;

@@ -28,6 +28,7 @@ pub fn serve(
     mut input: impl BufRead,
     output: impl Write + Send + 'static,
     max_line: usize,
+    mut push: Option<crate::push::Push>,
 ) -> std::io::Result<()> {
     let output: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(output));
     let mut session = Session::default();
@@ -65,9 +66,13 @@ pub fn serve(
                     }
                     Ok(msg) => {
                         let out = Arc::clone(&output);
-                        mcp::handle(&relay, &mut session, &msg, &mut |n| {
+                        let mut reply = mcp::handle(&relay, &mut session, &msg, &mut |n| {
                             let _ = send_line(&*out, &n);
-                        })
+                        });
+                        if push.is_some() {
+                            push_step(&relay, &output, &msg, reply.as_mut(), &mut push);
+                        }
+                        reply
                     }
                     Err(_) => Some(mcp::error(
                         Value::Null,
@@ -89,6 +94,34 @@ pub fn serve(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Channel push (`--push`): declare the capability in the `initialize` reply, and start
+/// pushing once the client says `notifications/initialized` (taking `push`, so only once).
+fn push_step(
+    relay: &Arc<Relay>,
+    output: &Arc<Mutex<dyn Write + Send>>,
+    msg: &Value,
+    reply: Option<&mut Value>,
+    push: &mut Option<crate::push::Push>,
+) {
+    match msg.get("method").and_then(Value::as_str) {
+        Some("initialize") => {
+            if let Some(r) = reply {
+                crate::push::declare(r);
+            }
+        }
+        Some("notifications/initialized") => {
+            if let Some(p) = push.take() {
+                let out = Arc::clone(output);
+                p.start(
+                    relay,
+                    Arc::new(move |n: &Value| send_line(&*out, n).is_ok()),
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Read one line (without its newline) into `line`, keeping at most `max` bytes. Returns
