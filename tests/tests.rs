@@ -24,3 +24,4 @@ mod queue;
 mod tls;
 #[cfg(feature = "tui")]
 mod tui;
+mod wake;
