@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::dashboard;
 use crate::error::Error;
 use crate::events::Subscribers;
-use crate::relay::Cursor;
+use crate::relay::{Cursor, MAX_WAIT};
 use crate::relay::{Page, Relay};
 use crate::validate::FieldError;
 use crate::wire::{percent_decode, Reply, Req};
@@ -83,7 +83,7 @@ pub fn route(relay: &Arc<Relay>, config: &Config, events: &Subscribers, req: &Re
 /// `GET /api/ready`: readiness for authenticated callers: can the database take a write now?
 /// 200 when it can, 503 with the reason when it cannot (locked past the budget, read-only, …).
 fn ready(relay: &Relay) -> Reply {
-    match relay.store.writable() {
+    match relay.ready() {
         Ok(()) => Reply::json(
             200,
             &json!({"ready": true, "db_writable": true, "uptime_seconds": relay.uptime_seconds()}),
@@ -296,15 +296,12 @@ fn audit(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
         return Ok(Reply::json(200, &json!({"enabled": false, "events": []})));
     }
     let limit = parse_limit(req.query_param("limit").as_deref(), 100, 1000) as usize;
-    let events = relay.store.audit_events(limit)?;
+    let events = relay.audit_events(limit)?;
     Ok(Reply::json(
         200,
         &json!({"enabled": true, "events": events}),
     ))
 }
-
-/// Longest `/api/wait`.
-const MAX_WAIT_SECONDS: f64 = 55.0;
 
 /// The six keys of a wait result (`http-api.md` §3.7).
 fn wait_json(
@@ -352,7 +349,7 @@ fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
     let timeout = match req.query_param("timeout_seconds") {
         None => 20.0,
         Some(raw) => match raw.trim().parse::<f64>() {
-            Ok(t) if t.is_finite() => t.clamp(0.0, MAX_WAIT_SECONDS),
+            Ok(t) if t.is_finite() => t.clamp(0.0, MAX_WAIT.as_secs_f64()),
             _ => return Ok(numeric()),
         },
     };

@@ -45,7 +45,7 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.session_ttl_seconds,
     )));
     let waking = Arc::clone(&relay);
-    let hangups = crate::hangups::Hangups::start(move || waking.hub.wake_all())
+    let hangups = crate::hangups::Hangups::start(move || waking.wake_all())
         .map_err(|e| format!("cannot start the hangup watcher: {e}"))?;
     let ctx = Arc::new(Ctx {
         relay,
@@ -115,19 +115,12 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
     ));
     // Messages and clears committed by other processes on the same file wake this process's
     // waiters and event subscribers on those channels.
-    let weak = Arc::downgrade(&relay);
-    crate::store::watch(
-        &config.db_path,
-        std::time::Duration::from_millis(config.limits.event_poll_ms),
-        relay.store.instance().to_owned(),
-        move |changed| match (weak.upgrade(), changed) {
-            (Some(r), crate::store::Changed::Channel(channel)) => r.hub.publish(channel),
-            // Tasks write no outbox row: any commit may have enqueued or requeued one.
-            (Some(r), crate::store::Changed::Anything) => r.wake_claims(),
-            (None, _) => {}
-        },
-    )
-    .map_err(|e| format!("cannot watch the database: {e}"))?;
+    relay
+        .watch(
+            &config.db_path,
+            std::time::Duration::from_millis(config.limits.event_poll_ms),
+        )
+        .map_err(|e| format!("cannot watch the database: {e}"))?;
     start_housekeeping(config, &relay);
     Ok(relay)
 }
@@ -156,7 +149,7 @@ fn start_housekeeping(config: &Config, relay: &Arc<Relay>) {
                 audit_before: audit.then(|| days_ago(audit_days)),
                 events_before: Some(days_ago(event_days)),
             };
-            match relay.store.sweep(&what) {
+            match relay.sweep(&what) {
                 Ok(s) if s.messages > 0 => eprintln!(
                     "retention: deleted {} message(s) older than {retention} day(s)",
                     s.messages

@@ -13,8 +13,7 @@
 //! - The registry lock is held only to count subscribers in and out.
 
 use crate::error::Error;
-use crate::hub::Wake;
-use crate::relay::{Cursor, Relay};
+use crate::relay::{Cursor, Events, Relay};
 use crate::store::ChannelEvent;
 use crate::wire::Reply;
 use serde_json::json;
@@ -116,7 +115,7 @@ impl Subscribers {
         };
         // Live delivery starts here, read before the head goes out: whatever a client sends
         // after it sees the 200 is after this position.
-        let start = match relay.store.max_event_seq() {
+        let start = match relay.event_position() {
             Ok(s) => s,
             Err(e) => return error_reply(e),
         };
@@ -173,39 +172,35 @@ impl Subscribers {
             }
         }
         loop {
-            let ticket = relay.hub.ticket();
             // Live events come from the outbox, which keeps them however far behind a reader
             // is; one that has fallen more than MAX_BEHIND behind is dropped so that it
             // reconnects and replays (`http-api.md` §3.9).
-            let pending = relay
-                .store
-                .events_after(channel, after_event, MAX_BEHIND + 1)?;
-            if pending.len() > MAX_BEHIND {
-                return Err(Failure::Slow);
-            }
-            for event in pending {
-                after_event = event.event_seq();
-                match event {
-                    ChannelEvent::Message(_, m) if m.seq > sent_seq => {
-                        send(w, Some(&m.id), "message", &m.event_data().to_string())?;
-                        sent_seq = m.seq;
+            let deadline = Instant::now() + tick;
+            match relay.next_events(channel, after_event, MAX_BEHIND + 1, deadline)? {
+                Events::Some(pending) if pending.len() > MAX_BEHIND => return Err(Failure::Slow),
+                Events::Some(pending) => {
+                    for event in pending {
+                        after_event = event.event_seq();
+                        match event {
+                            ChannelEvent::Message(_, m) if m.seq > sent_seq => {
+                                send(w, Some(&m.id), "message", &m.event_data().to_string())?;
+                                sent_seq = m.seq;
+                            }
+                            ChannelEvent::Clear(_, payload) => send(w, None, "clear", &payload)?,
+                            _ => {}
+                        }
                     }
-                    ChannelEvent::Clear(_, payload) => send(w, None, "clear", &payload)?,
-                    _ => {}
                 }
+                Events::Quiet => {
+                    w.write_all(b": keep-alive\n\n").map_err(Failure::from)?;
+                    w.flush().map_err(Failure::from)?;
+                }
+                Events::Shutdown => return Ok(()),
             }
             if let Some((logins, cookie)) = &session {
                 if !logins.valid(cookie) {
                     return Ok(());
                 }
-            }
-            match relay.hub.wait(channel, ticket, Instant::now() + tick) {
-                Wake::Published => {}
-                Wake::TimedOut => {
-                    w.write_all(b": keep-alive\n\n").map_err(Failure::from)?;
-                    w.flush().map_err(Failure::from)?;
-                }
-                Wake::Shutdown => return Ok(()),
             }
         }
     }

@@ -197,7 +197,7 @@ pub fn serve(ctx: Arc<Ctx>, server: Server, mut signals: signal_hook::iterator::
     if let Stop::Signal = stop {
         drain_and_close(&ctx, &server);
     }
-    ctx.relay.hub.shutdown();
+    ctx.relay.shutdown();
     stop
 }
 
@@ -227,7 +227,7 @@ const DRAIN_BUDGET: Duration = Duration::from_secs(4);
 /// [`DRAIN_BUDGET`], then fold the write-ahead log into the database file.
 fn drain_and_close(ctx: &Ctx, server: &Server) {
     server.stop_accepting();
-    ctx.relay.hub.shutdown();
+    ctx.relay.shutdown();
     ctx.sse.close_all();
     let deadline = Instant::now() + DRAIN_BUDGET;
     // A request is counted by tiny_http from the arrival of its head (a small body may still be
@@ -240,7 +240,7 @@ fn drain_and_close(ctx: &Ctx, server: &Server) {
     if left > 0 {
         eprintln!("shutdown: {left} request(s) still in progress were cut off");
     }
-    if let Err(e) = ctx.relay.store.checkpoint() {
+    if let Err(e) = ctx.relay.checkpoint() {
         eprintln!("warning: shutdown: cannot checkpoint the write-ahead log: {e}");
     }
 }
@@ -502,9 +502,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     // Rejections are recorded in the audit log when it is on (never changing the answer).
     let peer = rq.remote_addr().map(|a| a.ip().to_string());
     let reject = |kind: &str, reply: Reply| {
-        if ctx.relay.settings.audit_enabled {
-            ctx.relay.store.audit(kind, None, path, peer.as_deref());
-        }
+        ctx.relay.audit(kind, None, path, peer.as_deref());
         reply
     };
     // 3. Host allow-list.

@@ -211,7 +211,6 @@ pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod push;
-pub mod queue;
 pub mod relay;
 pub mod scripting;
 pub mod setup;

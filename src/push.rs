@@ -93,11 +93,14 @@ fn pump(relay: &Relay, channel: &str, consumer: &str, me: &str, emit: &dyn Fn(&V
                     if m.sender != me && !emit(&notification(m)) {
                         return;
                     }
-                    if let Err(e) = relay.store.ack(consumer, channel, &m.id, None) {
+                    let ack =
+                        json!({"channel": channel, "consumer_id": consumer, "message_id": m.id});
+                    let args = ack.as_object().cloned().unwrap_or_default();
+                    if let Err(e) = relay.ack(&args) {
                         eprintln!("warning: push: recording delivery on {channel}: {e}");
                     }
                 }
-                if timed_out && relay.hub.sleep(std::time::Instant::now()) {
+                if timed_out && relay.sleep(std::time::Instant::now()) {
                     return; // shutting down
                 }
             }

@@ -1040,3 +1040,56 @@ fn a_vanished_client_cancels_its_streamed_wait() {
         t.elapsed()
     );
 }
+
+/// A call that panics inside the relay (a hidden fixture tool, served only with
+/// `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`) is answered with a JSON-RPC internal error, and the
+/// process and the session go on: over `--stdio` (where nothing else would catch it) and `/mcp`.
+#[test]
+fn a_panicking_call_is_answered_with_an_error_on_every_transport() {
+    let panic_call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"test_panic_boundary","arguments":{}}});
+    let ping = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"bridge_ping","arguments":{}}});
+    let dir = TempDir::new();
+    let db = dir.path().join("p.db").display().to_string();
+    let mut child = Command::new(BIN)
+        .args(["--stdio", "--db", &db])
+        .env_clear()
+        .env("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!("{panic_call}\n{ping}\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        (&lines[0]["id"], &lines[0]["error"]["code"]),
+        (&json!(7), &json!(-32603))
+    );
+    assert_eq!(lines[1]["result"]["isError"], false, "the session goes on");
+    assert!(stderr.contains("panicked"), "the bug is logged: {stderr}");
+
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES", "1")]);
+    let sid = mcp_post(&r, INIT, &[])
+        .header("Mcp-Session-Id")
+        .unwrap()
+        .to_string();
+    let x = mcp_post(&r, &panic_call.to_string(), &[("Mcp-Session-Id", &sid)]);
+    assert_eq!(x.status, 200);
+    assert_eq!(x.json()["error"]["code"], -32603);
+    let x = mcp_post(&r, &ping.to_string(), &[("Mcp-Session-Id", &sid)]);
+    assert_eq!(x.json()["result"]["isError"], false);
+}

@@ -1,4 +1,4 @@
-//! Db files written by the original (0.7.3 and 1.3.0, `../shared/fixtures/`) open, migrate
+//! Db files written by the original (0.7.3 and 1.3.0, copied into `tests/fixtures/`) open, migrate
 //! forward in place with nothing lost, and keep working: checked against their manifests.
 
 use crate::support::{Relay, TempDir};
@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// Copy a fixture (and its -wal/-shm) into a fresh dir; never open the shared file in place.
+/// Copy a fixture (and its -wal/-shm) into a fresh dir; never open the committed file in place.
 fn copy_fixture(name: &str) -> (Arc<TempDir>, PathBuf) {
     let dir = Arc::new(TempDir::new());
     let db = dir.path().join("bridge.db");

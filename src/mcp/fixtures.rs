@@ -95,6 +95,9 @@ pub fn call(
                 json!({"content": [text("This tool intentionally returns an error for testing")], "isError": true}),
             )
         }
+        // Not listed: the panic-boundary tests call it to show that a call that panics is
+        // answered with an error on every transport and the relay goes on.
+        "test_panic_boundary" => panic!("test_panic_boundary was called"),
         _ => return None,
     };
     Some(json!({"content": content, "isError": false}))

@@ -1,20 +1,26 @@
 //! The MCP protocol core: JSON-RPC 2.0 in, JSON-RPC out, for any transport.
 //!
-//! Invariant: the core never touches a socket or a pipe. A transport parses a message, calls
-//! [`handle`] with the session's state, and writes whatever comes back (`None` for
-//! notifications and client responses). Every transport and every test drives this same code.
+//! Invariants:
+//! - The core never touches a socket or a pipe. A transport parses a message, calls [`handle`]
+//!   with the session's state, and writes whatever comes back (`None` for notifications and
+//!   client responses). Every transport and every test drives this same code.
+//! - [`handle`] is the panic boundary: a call that panics is answered with a JSON-RPC error
+//!   (-32603) and the process goes on, on every transport.
+//! - A call that may block ([`may_stream`]) runs off the request path, on a thread of its own
+//!   started by [`spawn`], on every transport.
 
 mod fixtures;
-mod queue;
+mod schema;
 mod tools;
 
 use crate::relay::Relay;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub use tools::TOOL_NAMES;
+pub use tools::{Tool, Waits, TOOLS};
 
 /// Protocol revisions we speak, oldest first; an unknown request gets the newest.
 pub const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -31,6 +37,8 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     /// Bad parameters.
     pub const INVALID_PARAMS: i64 = -32602;
+    /// The call failed inside the server (it panicked).
+    pub const INTERNAL_ERROR: i64 = -32603;
 }
 
 /// What the core remembers about one MCP session. Clones share the in-flight table, so a
@@ -58,27 +66,50 @@ impl Session {
 }
 
 /// Whether a message is a call that may take long or emit notifications while it runs, so a
-/// transport that can should stream its answer (and run it off the request workers).
+/// transport should run it off the request path ([`spawn`]) and, where it can, stream its answer.
 pub fn may_stream(relay: &Relay, msg: &Value) -> bool {
-    let name = msg
-        .get("params")
-        .and_then(|p| p.get("name"))
-        .and_then(Value::as_str);
-    let claim_waits = || {
-        msg.get("params")
-            .and_then(|p| p.get("arguments"))
-            .and_then(|a| a.get("wait_seconds"))
-            .and_then(Value::as_f64)
-            .is_some_and(|w| w > 0.0)
-    };
-    let waits = |n: &str| {
-        n == "bridge_wait"
-            || (n == "bridge_claim" && claim_waits())
-            || (relay.settings.conformance_fixtures && fixtures::streams(n))
+    let params = msg.get("params");
+    let name = params.and_then(|p| p.get("name")).and_then(Value::as_str);
+    let waits = |n: &str| match tools::find(n) {
+        Some(tool) => tool.may_wait(params.and_then(|p| p.get("arguments"))),
+        None => relay.settings.conformance_fixtures && fixtures::streams(n),
     };
     msg.get("method").and_then(Value::as_str) == Some("tools/call")
         && msg.get("id").is_some()
         && name.is_some_and(waits)
+}
+
+/// What a call running off the request path produces, in order: notifications, then at most
+/// one response (none when the call was cancelled).
+pub enum Out {
+    /// A notification emitted while the call runs.
+    Note(Value),
+    /// The response, last.
+    Reply(Value),
+}
+
+/// Stack of a thread running one call off the request path: a tool call is shallow (request
+/// bodies were parsed on the 2 MiB workers, stored content is parsed without recursion).
+const CALL_STACK: usize = 256 * 1024;
+
+/// Run one message on a thread of its own, feeding what it produces to `out`: the one way every
+/// transport runs a call off the request path (the panic boundary is in [`handle`]). An error
+/// means the thread could not be started; the message was not handled.
+pub fn spawn(
+    relay: Arc<Relay>,
+    mut session: Session,
+    msg: Value,
+    mut out: impl FnMut(Out) + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("mcp-call".into())
+        .stack_size(CALL_STACK)
+        .spawn(move || {
+            let reply = handle(&relay, &mut session, &msg, &mut |n| out(Out::Note(n)));
+            if let Some(r) = reply {
+                out(Out::Reply(r));
+            }
+        })
 }
 
 /// A JSON-RPC error response.
@@ -91,8 +122,26 @@ fn result(id: Value, result: Value) -> Value {
 }
 
 /// Handle one parsed JSON-RPC message. Returns the response to send, if any; notifications the
-/// call emits on the way (progress, log messages) go to `notify`, to be sent before it.
+/// call emits on the way (progress, log messages) go to `notify`, to be sent before it. A call
+/// that panics is answered with a JSON-RPC internal error (the bug is logged on stderr).
 pub fn handle(
+    relay: &Relay,
+    session: &mut Session,
+    msg: &Value,
+    notify: &mut dyn FnMut(Value),
+) -> Option<Value> {
+    catch_unwind(AssertUnwindSafe(|| dispatch(relay, session, msg, notify))).unwrap_or_else(|_| {
+        eprintln!("error: an MCP call panicked; answered with an internal error");
+        let id = msg.get("id").filter(|id| id.is_string() || id.is_number());
+        Some(error(
+            id.cloned().unwrap_or(Value::Null),
+            code::INTERNAL_ERROR,
+            "internal error: the call failed inside the relay",
+        ))
+    })
+}
+
+fn dispatch(
     relay: &Relay,
     session: &mut Session,
     msg: &Value,
@@ -143,7 +192,7 @@ pub fn handle(
                 .map(Value::to_string);
             if let Some(flag) = target.and_then(|t| session.flights().get(&t).cloned()) {
                 flag.store(true, Ordering::SeqCst);
-                relay.hub.wake_all();
+                relay.wake_all();
             }
         }
         return None;
@@ -184,18 +233,25 @@ pub fn handle(
                         None
                     };
                     let empty = serde_json::Map::new();
-                    let key = id.to_string();
                     let cancel = session
                         .hangup
                         .take()
                         .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-                    session.flights().insert(key.clone(), Arc::clone(&cancel));
+                    let _flight = Flight::start(session, id.to_string(), &cancel);
                     let args = a.as_object().unwrap_or(&empty);
                     let out = match fixture {
                         Some(out) => out,
-                        None => tools::call(relay, name, args, token, notify, &cancel),
+                        None => tools::call(
+                            name,
+                            &mut tools::Call {
+                                relay,
+                                args,
+                                progress_token: token,
+                                notify,
+                                cancel: &cancel,
+                            },
+                        ),
                     };
-                    session.flights().remove(&key);
                     if cancel.load(Ordering::SeqCst) {
                         return None; // a cancelled request gets no response
                     }
@@ -205,6 +261,30 @@ pub fn handle(
         }
         _ => error(id, code::METHOD_NOT_FOUND, "Method not found"),
     })
+}
+
+/// A call in the session's in-flight table (so `notifications/cancelled` can reach it), taken
+/// out when it ends, panics included.
+struct Flight {
+    table: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+    key: String,
+}
+
+impl Flight {
+    fn start(session: &Session, key: String, cancel: &Arc<AtomicBool>) -> Flight {
+        session.flights().insert(key.clone(), Arc::clone(cancel));
+        Flight {
+            table: Arc::clone(&session.in_flight),
+            key,
+        }
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.remove(&self.key);
+    }
 }
 
 fn initialize_result(version: &str, fixtures: bool) -> Value {

@@ -134,19 +134,10 @@ impl Sessions {
         // thread, so it holds no request worker.
         let before = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if mcp::may_stream(relay, &msg) {
-            let (relay, mut session) = (Arc::clone(relay), before);
-            let spawned = std::thread::Builder::new()
-                .name("mcp-call".into())
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let notes = tx.clone();
-                    let reply = mcp::handle(&relay, &mut session, &msg, &mut |n| {
-                        let _ = notes.send(n.to_string());
-                    });
-                    if let Some(r) = reply {
-                        let _ = tx.send(r.to_string());
-                    }
-                });
+            let spawned = mcp::spawn(Arc::clone(relay), before, msg, move |o| {
+                let (mcp::Out::Note(v) | mcp::Out::Reply(v)) = o;
+                let _ = tx.send(v.to_string());
+            });
             if spawned.is_err() {
                 return Reply::error(503, "cannot start the call; retry later")
                     .with_header("Retry-After", "1");

@@ -3,8 +3,9 @@
 //! goes on; end of input ends the session.
 //!
 //! Requests are handled in order on the reading thread, except calls that may wait
-//! (`mcp::may_stream`), which run on their own threads so the session's other requests go on;
-//! every line is written whole under one lock. At end of input, calls still running finish first.
+//! (`mcp::may_stream`), which run on their own threads ([`mcp::spawn`]) so the session's other
+//! requests go on; every line is written whole under one lock. At end of input, calls still
+//! running finish first. A call that panics is answered with an error and the session goes on.
 
 use crate::mcp::{self, code, Session};
 use crate::relay::Relay;
@@ -52,17 +53,22 @@ pub fn serve(
             } else {
                 match crate::json::parse_body(text) {
                     Ok(msg) if mcp::may_stream(&relay, &msg) => {
-                        let (relay, out, mut state) =
-                            (Arc::clone(&relay), Arc::clone(&output), session.clone());
-                        running.push(std::thread::spawn(move || {
-                            let reply = mcp::handle(&relay, &mut state, &msg, &mut |n| {
-                                let _ = send_line(&*out, &n);
-                            });
-                            if let Some(r) = reply {
-                                let _ = send_line(&*out, &r);
+                        let out = Arc::clone(&output);
+                        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+                        match mcp::spawn(Arc::clone(&relay), session.clone(), msg, move |o| {
+                            let (mcp::Out::Note(v) | mcp::Out::Reply(v)) = o;
+                            let _ = send_line(&*out, &v);
+                        }) {
+                            Ok(t) => {
+                                running.push(t);
+                                None
                             }
-                        }));
-                        None
+                            Err(_) => Some(mcp::error(
+                                id,
+                                code::INTERNAL_ERROR,
+                                "cannot start the call; retry later",
+                            )),
+                        }
                     }
                     Ok(msg) => {
                         let out = Arc::clone(&output);

@@ -309,7 +309,7 @@ impl Sessions {
             // We send no server-initiated messages: keep-alive comments only, until the client
             // goes away or the relay shuts down.
             loop {
-                if relay.hub.sleep(Instant::now() + keepalive) {
+                if relay.sleep(Instant::now() + keepalive) {
                     return;
                 }
                 if w.write_all(b": keep-alive\n\n")
@@ -366,19 +366,12 @@ fn stream_call(
         let (tx, rx) = std::sync::mpsc::channel::<(Value, bool)>();
         let in_flight = state.clone();
         let key = msg.get("id").map(Value::to_string);
-        let call_relay = Arc::clone(&relay);
-        let spawned = std::thread::Builder::new()
-            .name("mcp-call".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let notes = tx.clone();
-                let result = mcp::handle(&call_relay, &mut state, &msg, &mut |n| {
-                    let _ = notes.send((n, false));
-                });
-                if let Some(r) = result {
-                    let _ = tx.send((r, true));
-                }
+        let spawned = mcp::spawn(Arc::clone(&relay), state, msg, move |o| {
+            let _ = tx.send(match o {
+                mcp::Out::Note(v) => (v, false),
+                mcp::Out::Reply(v) => (v, true),
             });
+        });
         if spawned.is_err() {
             return;
         }
@@ -404,7 +397,7 @@ fn stream_call(
                 // The client is gone: stop the call.
                 if let Some(flag) = key.as_ref().and_then(|k| in_flight.cancel_flag(k)) {
                     flag.store(true, Ordering::SeqCst);
-                    relay.hub.wake_all();
+                    relay.wake_all();
                 }
                 return;
             }

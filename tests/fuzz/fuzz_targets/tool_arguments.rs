@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // One past the real tools: a name that does not exist.
-    let names = claude_bridge::mcp::TOOL_NAMES;
+    let names = &claude_bridge::mcp::TOOLS;
     let name = names
         .get(pick as usize % (names.len() + 1))
-        .unwrap_or(&"bridge_no_such_tool");
+        .map_or("bridge_no_such_tool", |t| t.name);
     let mut msg = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                          "params": {"name": name, "arguments": arguments}});
     claude_bridge_fuzz::keep_quick(&mut msg);

@@ -92,6 +92,8 @@ pub fn well_formed(reply: &Value, msg: &Value) {
     assert!(result.is_some() != error.is_some(), "{reply}\nfor {msg}");
     if let Some(e) = error {
         assert!(e["code"].is_i64() && e["message"].is_string(), "{reply}");
+        // -32603 is what the core answers when a call panicked.
+        assert_ne!(e["code"], -32603, "a call panicked: {reply}\nfor {msg}");
     }
     if let Some(r) = result {
         if r.get("isError").is_some() {

@@ -1,18 +1,29 @@
-//! The relay's operations: store and hub together. The one place the JSON API and the MCP tools
-//! call, so a message sent over `/api/send` and one sent with `bridge_send` go through the same
-//! validation and the same insert.
+//! The relay's operations: store and hub together, and the only way to either. The JSON API,
+//! the MCP tools, the event streams and the front all call these, so a message sent over
+//! `/api/send` and one sent with `bridge_send` go through the same validation and the same
+//! insert. The task queue's operations are in [`tasks`].
 //!
-//! Invariant: the hub is told about a change only after the store committed it, and a failure
-//! to wake anyone never turns a committed write into an error.
+//! Invariants:
+//! - The hub is told about a change only after the store committed it, and a failure to wake
+//!   anyone never turns a committed write into an error.
+//! - `store` and `hub` are private: everything outside asks the relay.
+
+pub mod tasks;
 
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::hub::Wake;
 use crate::model::{self, StoredMessage};
-use crate::store::{ChannelStat, ConsumerCursor, IdempotencyKey, Inserted, Store};
+use crate::store::{ChannelEvent, ChannelStat, ConsumerCursor, IdempotencyKey, Inserted, Store};
 use crate::validate::{self, FieldError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest any wait may block: `/api/wait`, `bridge_wait`, a waiting `bridge_claim`.
+pub const MAX_WAIT: Duration = Duration::from_secs(55);
 
 /// Settings the operations need (a slice of the configuration).
 #[derive(Debug, Clone)]
@@ -80,15 +91,23 @@ pub struct Page {
 
 /// The relay: one per process.
 pub struct Relay {
-    /// The database.
-    pub store: Store,
-    /// Wake-ups for waiters.
-    pub hub: Hub,
+    store: Store,
+    hub: Hub,
     /// Operation settings.
     pub settings: Settings,
-    /// Channels with claims waiting (`queue`).
-    pub claim_waiters: crate::queue::ClaimWaiters,
+    /// Channels with claims waiting.
+    claim_waiters: tasks::ClaimWaiters,
     started: Instant,
+}
+
+/// What [`Relay::next_events`] found.
+pub enum Events {
+    /// Outbox rows after the position, oldest first.
+    Some(Vec<ChannelEvent>),
+    /// Nothing before the deadline.
+    Quiet,
+    /// The relay is shutting down.
+    Shutdown,
 }
 
 impl Relay {
@@ -171,10 +190,9 @@ impl Relay {
             self.hub.publish(&send.channel);
             crate::metrics::SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        if inserted.first_in_channel && self.settings.audit_enabled {
+        if inserted.first_in_channel {
             let detail = format!("first message by {}", send.sender);
-            self.store
-                .audit("channel_create", Some(&send.channel), &detail, None);
+            self.audit("channel_create", Some(&send.channel), &detail, None);
         }
         Ok(inserted)
     }
@@ -183,11 +201,8 @@ impl Relay {
     pub fn clear(&self, channel: &str) -> Result<u64, Error> {
         let cleared = self.store.clear(channel)?;
         self.hub.publish(channel);
-        if self.settings.audit_enabled {
-            let detail = format!("cleared {cleared} message(s)");
-            self.store
-                .audit("channel_clear", Some(channel), &detail, None);
-        }
+        let detail = format!("cleared {cleared} message(s)");
+        self.audit("channel_clear", Some(channel), &detail, None);
         Ok(cleared)
     }
 
@@ -285,8 +300,8 @@ impl Relay {
         channel: &str,
         cursor: Cursor<'_>,
         limit: usize,
-        timeout: std::time::Duration,
-        cancel: Option<&std::sync::atomic::AtomicBool>,
+        timeout: Duration,
+        cancel: Option<&AtomicBool>,
     ) -> Result<(Page, bool), Error> {
         let deadline = Instant::now() + timeout;
         let _counted = crate::metrics::Waiting::start();
@@ -297,12 +312,12 @@ impl Relay {
             if !page.messages.is_empty() || page.stale_cursor {
                 return Ok((page, false));
             }
-            if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst)) {
+            if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
                 return Ok((page, true));
             }
             match self.hub.wait(channel, ticket, deadline) {
-                crate::hub::Wake::Published => continue,
-                crate::hub::Wake::TimedOut | crate::hub::Wake::Shutdown => return Ok((page, true)),
+                Wake::Published => continue,
+                Wake::TimedOut | Wake::Shutdown => return Ok((page, true)),
             }
         }
     }
@@ -315,6 +330,97 @@ impl Relay {
     /// Statistics of every channel holding a message, in byte order of the name.
     pub fn channels(&self) -> Result<BTreeMap<String, ChannelStat>, Error> {
         self.store.channel_stats()
+    }
+
+    /// The position of the newest row of the event outbox (0 when empty): a live event stream
+    /// delivers what comes after it.
+    pub fn event_position(&self) -> Result<i64, Error> {
+        self.store.max_event_seq()
+    }
+
+    /// The channel's outbox rows after `after` (at most `limit`), waiting until `deadline` for
+    /// the first when there are none yet. A commit landing between the read and the wait still
+    /// wakes it (the hub ticket is taken first).
+    pub fn next_events(
+        &self,
+        channel: &str,
+        after: i64,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<Events, Error> {
+        loop {
+            let ticket = self.hub.ticket();
+            let pending = self.store.events_after(channel, after, limit)?;
+            if !pending.is_empty() {
+                return Ok(Events::Some(pending));
+            }
+            match self.hub.wait(channel, ticket, deadline) {
+                Wake::Published => {}
+                Wake::TimedOut => return Ok(Events::Quiet),
+                Wake::Shutdown => return Ok(Events::Shutdown),
+            }
+        }
+    }
+
+    /// Record an audit row when the audit log is on (`storage.md` `audit_log`); a failure is
+    /// logged and never changes the caller's outcome.
+    pub fn audit(&self, event: &str, channel: Option<&str>, detail: &str, ip: Option<&str>) {
+        if self.settings.audit_enabled {
+            self.store.audit(event, channel, detail, ip);
+        }
+    }
+
+    /// The newest audit rows first.
+    pub fn audit_events(&self, limit: usize) -> Result<Vec<Value>, Error> {
+        self.store.audit_events(limit)
+    }
+
+    /// Readiness: can the database take a write now (a write transaction opened and rolled
+    /// back)?
+    pub fn ready(&self) -> Result<(), Error> {
+        self.store.writable()
+    }
+
+    /// Fold the write-ahead log into the database file (at shutdown).
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        self.store.checkpoint()
+    }
+
+    /// Wake every waiter so it re-checks its cancel flag (a call was cancelled, a client left).
+    pub fn wake_all(&self) {
+        self.hub.wake_all();
+    }
+
+    /// End every wait and stream: they return their normal result (at shutdown).
+    pub fn shutdown(&self) {
+        self.hub.shutdown();
+    }
+
+    /// Sleep until `deadline`; `true` when the relay is shutting down (return at once then).
+    pub fn sleep(&self, deadline: Instant) -> bool {
+        self.hub.sleep(deadline)
+    }
+
+    /// Run one housekeeping sweep: retention, audit and outbox age (`storage.md` §6).
+    pub fn sweep(&self, what: &crate::store::Sweep) -> Result<crate::store::Swept, Error> {
+        self.store.sweep(what)
+    }
+
+    /// Start the thread that wakes this process's waiters on other processes' commits to the
+    /// same db file (messages and clears by channel; any commit for waiting claims, since
+    /// tasks write no outbox row). It holds only a weak reference: it ends with the relay.
+    pub fn watch(self: &Arc<Self>, path: &std::path::Path, poll: Duration) -> std::io::Result<()> {
+        let weak = Arc::downgrade(self);
+        crate::store::watch(
+            path,
+            poll,
+            self.store.instance().to_owned(),
+            move |changed| match (weak.upgrade(), changed) {
+                (Some(r), crate::store::Changed::Channel(channel)) => r.hub.publish(channel),
+                (Some(r), crate::store::Changed::Anything) => r.wake_claims(),
+                (None, _) => {}
+            },
+        )
     }
 }
 
