@@ -36,6 +36,13 @@
 //! - [`scripting`]: the subcommands `send`, `receive`, `wait`, `tail`, `channels`, `status` that
 //!   script any relay by URL and token; exit 0 done, 1 unreachable or refused, 2 usage, 3 `wait`
 //!   timed out. `cli` hands them the words after the subcommand name.
+//! - [`wake`]: `claude-bridge wake CHANNEL... --consumer ID`, the `asyncRewake` hook that wakes
+//!   an idle Claude Code session: a long-poll thread per channel on [`client`], delivery
+//!   acknowledged on the consumer's cursor, then printed to stderr with exit 2.
+//! - [`setup`]: `claude-bridge setup claude-code` (the wake hooks and the MCP server entry merged
+//!   into Claude Code's settings) and `claude-bridge auth-header` (the entry's header helper).
+//! - [`push`]: channel push for `--stdio --push`: the `claude/channel` capability and a thread
+//!   per channel sending `notifications/claude/channel`, delivery recorded like [`wake`]'s.
 //! - [`metrics`]: counters and the Prometheus text of `GET /metrics` (requests by route label
 //!   and status, sends, busy answers; gauges read at scrape time). `/metrics` and the readiness
 //!   check `GET /api/ready` (a write transaction opened and rolled back) need the token like the
@@ -112,6 +119,33 @@
 //!
 //! ## Decisions where the spec is silent
 //!
+//! - Waking idle agents (issue 16). Delivery to an agent is the consumer cursor of
+//!   `POST /api/ack`: `wake` and `--push` give a message once per consumer id, so the two paths
+//!   (or two machines) sharing one consumer id never give it twice, and what came while nothing
+//!   waited is given next time. `wake` acknowledges before it prints (a crash between the two
+//!   loses the notice, never repeats it); `--push` writes the notification first and then
+//!   acknowledges (its client can vanish mid-write). Messages whose sender is `--self` (default:
+//!   the consumer id) are acknowledged unseen. `wake` exits 2 only with messages: usage errors
+//!   and refusals (401/403, a 4xx on its arguments) exit 1, since exit 2 from an `asyncRewake`
+//!   hook hands stderr to the model and a Stop hook failing that way would wake it after every
+//!   turn; transient failures (no connection, 5xx, 408/429) are retried every 250 ms doubling
+//!   to 2 s and never printed (stderr before a delivery would reach the model with it). It
+//!   shows messages of all its channels in `seq` order within `--max-bytes` (16 KiB): the first
+//!   always, cut with a note when alone over the budget; the rest stay unacknowledged and come
+//!   with the waiter the Stop hook starts right after the turn (the notice says so). Peer text
+//!   sits between `<peer-message nonce=…>` tags whose random nonce its author cannot know.
+//!   The single-waiter lock is `flock` on `$XDG_RUNTIME_DIR` (else the temp dir)
+//!   `/claude-bridge-wake-<uid>-<hash of URL and consumer>.lock`. A waiter ends (exit 0) within
+//!   a second when its parent, or the session above a hook shell, is gone. Only `http://`
+//!   relays (the scripting client has no TLS).
+//! - `setup claude-code` writes to `local` scope by default (hooks in
+//!   `.claude/settings.local.json`, the MCP entry under `~/.claude.json`'s project), since a
+//!   consumer id belongs to one person's machine. Its hooks are recognised for replacement by
+//!   the command `<this binary> wake … --consumer <id> …`; other hooks are kept. A token file is
+//!   named by absolute path; the MCP entry reads it through `headersHelper` (Claude Code runs a
+//!   project's helper only in a folder whose trust dialog was accepted). `--print` prints only
+//!   the hooks (Claude Code's settings carry no MCP servers) and names the `claude mcp add-json`
+//!   line on stderr.
 //! - Bind addresses are numeric (a static binary cannot rely on a resolver); `localhost` is
 //!   accepted and means 127.0.0.1.
 //! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops
