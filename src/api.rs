@@ -1,7 +1,6 @@
-//! JSON API handlers and the routing table (`http-api.md` §3): each handler turns a [`Req`] into
-//! a [`Reply`] by calling [`crate::relay`]. Routing lives here, in one `match`.
+//! JSON API handlers (`http-api.md` §3): each turns a [`Req`] into a [`Reply`] by calling
+//! [`crate::relay`]. Which path reaches which handler is the route table's (`http::routes`).
 
-use crate::config::Config;
 use crate::dashboard;
 use crate::error::Error;
 use crate::events::Subscribers;
@@ -20,69 +19,38 @@ const MAX_LIMIT: i64 = 500;
 /// Page size of `/api/messages` when `limit` is absent or not an integer.
 const DEFAULT_LIMIT: i64 = 50;
 
-/// Dispatch a request that passed the pipeline to its handler.
-pub fn route(relay: &Arc<Relay>, config: &Config, events: &Subscribers, req: &Req<'_>) -> Reply {
+/// `POST /api/messages`: a 405 that says where sending is (`http-api.md` §3.3).
+pub fn messages_post() -> Reply {
+    Reply::json(
+        405,
+        &json!({
+            "error": "POST is not supported on /api/messages; it is the read listing. \
+                      Send with POST /api/send.",
+            "hint": "POST /api/send",
+        }),
+    )
+    .with_header("Allow", "GET, HEAD")
+}
+
+/// A dashboard asset (`static/`), or 404; an asset answers GET and HEAD only.
+pub fn asset(req: &Req<'_>) -> Reply {
     let get = matches!(req.method, Method::Get | Method::Head);
-    let post = *req.method == Method::Post;
-    match req.path {
-        "/status" if get => status(),
-        "/status" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/state" if get => handled(state(relay, events)),
-        "/api/state" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/messages" if get => handled(messages(relay, req)),
-        "/api/messages" if post => Reply::json(
-            405,
-            &json!({
-                "error": "POST is not supported on /api/messages; it is the read listing. \
-                          Send with POST /api/send.",
-                "hint": "POST /api/send",
-            }),
-        )
-        .with_header("Allow", "GET, HEAD"),
-        "/api/messages" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/send" if post => handled(send(relay, req)),
-        "/api/send" => Reply::method_not_allowed("POST"),
-        "/api/clear" if post => handled(clear(relay, req)),
-        "/api/clear" => Reply::method_not_allowed("POST"),
-        "/api/audit" if get => handled(audit(relay, req)),
-        "/api/audit" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/wait" if get => handled(wait(relay, req)),
-        "/api/wait" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/ready" if get => ready(relay),
-        "/api/ready" => Reply::method_not_allowed("GET, HEAD"),
-        "/api/ack" if post => handled(ack(relay, req)),
-        "/api/ack" => Reply::method_not_allowed("POST"),
-        p if p.starts_with("/api/messages/") => {
-            let id = &p["/api/messages/".len()..];
-            if id.is_empty() || id.contains('/') {
-                not_found()
-            } else if get {
-                handled(message(relay, id))
-            } else {
-                Reply::method_not_allowed("GET, HEAD")
-            }
+    match dashboard::asset(req.path) {
+        Some(_) if !get => Reply::method_not_allowed("GET, HEAD"),
+        Some((content_type, body)) => {
+            let mut r = Reply::empty(200)
+                .with_header("Content-Type", content_type)
+                .with_header("Cache-Control", "no-cache");
+            r.body = body.to_vec();
+            r
         }
-        p if config.dashboard => match dashboard::asset(p) {
-            Some(_) if !get => Reply::method_not_allowed("GET, HEAD"),
-            Some((content_type, body)) => Reply {
-                status: 200,
-                headers: vec![
-                    ("Content-Type", content_type.into()),
-                    ("Cache-Control", "no-cache".into()),
-                ],
-                body: body.to_vec(),
-                stream: None,
-                deferred: None,
-            },
-            None => not_found(),
-        },
-        _ => not_found(),
+        None => not_found(),
     }
 }
 
 /// `GET /api/ready`: readiness for authenticated callers: can the database take a write now?
 /// 200 when it can, 503 with the reason when it cannot (locked past the budget, read-only, …).
-fn ready(relay: &Relay) -> Reply {
+pub fn ready(relay: &Relay) -> Reply {
     match relay.ready() {
         Ok(()) => Reply::json(
             200,
@@ -96,7 +64,7 @@ fn ready(relay: &Relay) -> Reply {
     }
 }
 
-fn not_found() -> Reply {
+pub fn not_found() -> Reply {
     Reply::error(404, "not found")
 }
 
@@ -120,7 +88,7 @@ pub fn handled(result: Result<Reply, Error>) -> Reply {
     }
 }
 
-fn status() -> Reply {
+pub fn status() -> Reply {
     Reply::json(
         200,
         &json!({
@@ -132,7 +100,7 @@ fn status() -> Reply {
     )
 }
 
-fn state(relay: &Relay, events: &Subscribers) -> Result<Reply, Error> {
+pub fn state(relay: &Relay, events: &Subscribers) -> Result<Reply, Error> {
     let stats = relay.channels()?;
     let mut total = 0u64;
     let channels: Vec<Value> = stats
@@ -196,7 +164,7 @@ pub fn parse_int(raw: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-fn messages(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+pub fn messages(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let channel_raw = req.query_param("channel").unwrap_or_default();
     if channel_raw.is_empty() {
         return Ok(Reply::error(400, "channel parameter required"));
@@ -253,7 +221,7 @@ fn cursor_params(req: &Req<'_>) -> Result<(Option<String>, Option<String>), Erro
     Ok((since_id, consumer_id))
 }
 
-fn message(relay: &Relay, raw_id: &str) -> Result<Reply, Error> {
+pub fn message(relay: &Relay, raw_id: &str) -> Result<Reply, Error> {
     let Some(id) = percent_decode(raw_id, false) else {
         return Ok(not_found());
     };
@@ -273,7 +241,7 @@ fn body_object(req: &Req<'_>) -> Result<Map<String, Value>, Error> {
     }
 }
 
-fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+pub fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let args = body_object(req)?;
     let send = relay.parse_send(&args)?;
     let done = relay.send(&send)?;
@@ -291,7 +259,7 @@ fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
 }
 
 /// `GET /api/audit`: the newest audit rows first (`http-api.md` §3.11).
-fn audit(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+pub fn audit(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     if !relay.settings.audit_enabled {
         return Ok(Reply::json(200, &json!({"enabled": false, "events": []})));
     }
@@ -323,7 +291,7 @@ fn wait_json(
 
 /// `GET /api/wait`: answer at once when there is something (or the cursor is stale); otherwise
 /// hand the connection to a thread that waits, so no request worker is held.
-fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
+pub fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
     let channel_raw = req.query_param("channel").unwrap_or_default();
     if channel_raw.is_empty() {
         return Err(FieldError::new("channel", "required", "must be provided").into());
@@ -391,13 +359,13 @@ fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
     }))
 }
 
-fn ack(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+pub fn ack(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let args = body_object(req)?;
     let cursor = relay.ack(&args)?;
     Ok(Reply::json(200, &crate::relay::cursor_json(&cursor)))
 }
 
-fn clear(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+pub fn clear(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
     let args = body_object(req)?;
     let channel = relay.existing_channel("channel", args.get("channel").unwrap_or(&Value::Null))?;
     let cleared = relay.clear(channel)?;

@@ -144,7 +144,7 @@ pub struct Config {
     /// MCP over stdio instead of HTTP.
     pub stdio: bool,
     /// Channel push into the stdio session (`--push`).
-    pub push: Option<crate::push::Push>,
+    pub push: Option<crate::transport::push::Push>,
     /// Limits and tunables.
     pub limits: Limits,
     /// Problems worth a warning on stderr (not fatal).
@@ -362,7 +362,7 @@ fn parse_host(host: &str) -> Result<(IpAddr, HostKind), ConfigError> {
 }
 
 /// `--push` / `--consumer` / `--self`: only together, and only with `--stdio`.
-fn push_settings(raw: &RawArgs) -> Result<Option<crate::push::Push>, ConfigError> {
+fn push_settings(raw: &RawArgs) -> Result<Option<crate::transport::push::Push>, ConfigError> {
     if raw.push.is_empty() {
         if raw.consumer.is_some() || raw.self_name.is_some() {
             return err("--consumer and --self go with --push CHANNEL");
@@ -378,7 +378,7 @@ fn push_settings(raw: &RawArgs) -> Result<Option<crate::push::Push>, ConfigError
     };
     let mut channels = raw.push.clone();
     channels.dedup();
-    Ok(Some(crate::push::Push {
+    Ok(Some(crate::transport::push::Push {
         channels,
         self_name: raw.self_name.clone().unwrap_or_else(|| consumer.clone()),
         consumer,

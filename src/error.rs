@@ -1,8 +1,9 @@
 //! The one error type of the relay's operations, and the one place that maps it to HTTP.
 //!
 //! Every operation in [`crate::relay`] returns [`Error`]; the JSON API turns it into a status
-//! and a JSON body with [`Error::to_http`], and the MCP core (later) into a tool error. Nothing
-//! else decides status codes for operation failures.
+//! and a JSON body with [`Error::to_http`], and the MCP tools turn it into a tool error with the
+//! same shape (`mcp/schema.rs`, `ToolError`). Nothing else decides status codes for operation
+//! failures.
 
 use crate::validate::FieldError;
 use serde_json::{json, Value};

@@ -23,11 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often a stream opened with a session cookie re-checks that session.
-const SESSION_CHECK: Duration = Duration::from_secs(4);
+/// How often a stream opened with a login cookie re-checks that login.
+const LOGIN_CHECK: Duration = Duration::from_secs(4);
 
-/// The login session a stream was opened with: it ends when that session does.
-pub type Session = (Arc<crate::login::Logins>, String);
+/// The dashboard login a stream was opened with (the registry and the cookie value): the
+/// stream ends when that login does.
+pub type Login = (Arc<crate::login::Logins>, String);
 
 /// Open event streams of this process, with their caps.
 pub struct Subscribers {
@@ -78,7 +79,7 @@ impl Subscribers {
         relay: &Arc<Relay>,
         raw_channel: &str,
         cursor: Option<String>,
-        session: Option<Session>,
+        login: Option<Login>,
     ) -> Reply {
         let Some(decoded) = crate::wire::percent_decode(raw_channel, false) else {
             let e = crate::validate::FieldError::new("channel", "invalid_type", "must be UTF-8");
@@ -123,8 +124,7 @@ impl Subscribers {
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
-            if let Err(Failure::Slow) =
-                me.run(&relay, &channel, cursor.as_deref(), session, start, w)
+            if let Err(Failure::Slow) = me.run(&relay, &channel, cursor.as_deref(), login, start, w)
             {
                 me.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -138,13 +138,13 @@ impl Subscribers {
         relay: &Relay,
         channel: &str,
         cursor: Option<&str>,
-        session: Option<Session>,
+        login: Option<Login>,
         start: i64,
         w: &mut dyn Write,
     ) -> Result<(), Failure> {
-        // A cookie-authenticated stream checks its session at least this often.
-        let tick = match &session {
-            Some(_) => self.keepalive.min(SESSION_CHECK),
+        // A cookie-authenticated stream checks its login at least this often.
+        let tick = match &login {
+            Some(_) => self.keepalive.min(LOGIN_CHECK),
             None => self.keepalive,
         };
         let mut after_event = start;
@@ -197,7 +197,7 @@ impl Subscribers {
                 }
                 Events::Shutdown => return Ok(()),
             }
-            if let Some((logins, cookie)) = &session {
+            if let Some((logins, cookie)) = &login {
                 if !logins.valid(cookie) {
                     return Ok(());
                 }

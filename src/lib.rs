@@ -7,84 +7,101 @@
 //! ## Bird's-eye view
 //!
 //! A request enters through tiny_http's accept thread and waits in its queue; a fixed pool of
-//! worker threads ([`http`]) pulls requests, runs them through the policy pipeline (CORS, Host,
-//! Origin, media type, auth, body limits) and routes them: MCP transport paths to
-//! [`transport`], everything else to the JSON API in [`api`]. MCP messages, from any transport,
-//! go through [`mcp::handle`], whose tools call the same [`relay`] operations the JSON API
-//! calls. [`relay`] validates with [`validate`] / [`model`], writes or reads through [`store`]
-//! (one mutex-guarded SQLite connection), and announces changes on the [`hub`] (a `Mutex` +
-//! `Condvar` wake-up). Handlers return a [`wire::Reply`] value; only then is anything written to
-//! the socket. A reply may carry a stream (legacy SSE), which the front hands to its own thread.
-//! With `--stdio` there is no HTTP at all: [`transport::stdio`] feeds stdin lines to the same
-//! [`mcp::handle`].
+//! worker threads ([`http`]) pulls requests and runs each through one pipeline: the path is
+//! parsed once into a route of the route table (`http::routes`), whose rule says what the
+//! policy stages ask (CORS, Host, Origin, media type, authentication, body limits:
+//! `http::policy`) and which handler answers: MCP transport paths go to [`transport`], the JSON
+//! API to [`api`], event streams to [`events`], sign-in to [`login`]. MCP messages, from any
+//! transport, go through [`mcp::handle`], whose tool table calls the same [`relay`] operations
+//! the JSON API calls. [`relay`] is the only way to the data: it validates with [`validate`] /
+//! [`model`], writes or reads through [`store`] (one mutex-guarded SQLite connection), and
+//! announces changes on [`hub`] (a `Mutex` + `Condvar` wake-up); both are private to it.
+//! Handlers return a [`wire::Reply`] value; only then is anything written to the socket. A
+//! reply may carry a stream or a deferred computation, which the front hands to a thread of
+//! its own (`http::handoff`). With `--stdio` there is no HTTP at all: [`transport::stdio`]
+//! feeds stdin lines to the same [`mcp::handle`]. The [`client`] wing talks to a relay from
+//! outside (scripting subcommands, the terminal UI); [`cli`] parses every argv.
 //!
-//! Imports run one way: `main` → [`app`] → [`http`] (+ [`hangups`]) → [`transport`] / [`api`] → [`mcp`] →
-//! [`relay`] → [`store`] + [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] /
-//! [`error`] / [`wire`]; [`cli`] and [`config`] sit at the bottom beside them.
+//! Imports run one way, with no circle: `main` → [`app`] → [`http`] (+ [`hangups`]) →
+//! [`transport`] / [`api`] / [`events`] / [`login`] → [`mcp`] → [`relay`] → [`store`] + [`hub`]
+//! → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`] / [`metrics`] /
+//! [`wire`]; `main` → [`client`] → [`cli`]; [`config`] → [`cli`] at the bottom beside them.
+//!
+//! Words: a *session* is an MCP session (legacy SSE or `/mcp`; `mcp::Session` is its protocol
+//! state); a dashboard sign-in (`/api/session`, the cookie) is a *login*.
 //!
 //! ## Modules
 //!
-//! - [`cli`]: lexopt parsing of argv into raw flags; no I/O. The help text.
+//! - [`cli`]: lexopt parsing of argv into raw flags and subcommand words; no I/O. The help
+//!   texts. `cli::scripts` holds the scripting subcommands' words.
 //! - [`config`]: flags > token file > environment resolution, limits with defaults, start-up
 //!   checks, the banner.
-//! - [`app`]: the composition root; opens the store, starts the db watcher and housekeeping,
-//!   binds, prints the banner, serves.
-//! - [`http`]: listener (`TCP_NODELAY`, timeouts), worker pool, the request pipeline, security
-//!   headers, body reading within the limit.
-//! - [`client`]: a small blocking HTTP/1.1 client (whole replies and event streams) for
-//!   [`scripting`].
-//! - [`scripting`]: the subcommands `send`, `receive`, `wait`, `tail`, `channels`, `status` that
-//!   script any relay by URL and token; exit 0 done, 1 unreachable or refused, 2 usage, 3 `wait`
-//!   timed out. `cli` hands them the words after the subcommand name.
-//! - [`wake`]: `claude-bridge wake CHANNEL... --consumer ID`, the `asyncRewake` hook that wakes
-//!   an idle Claude Code session: a long-poll thread per channel on [`client`], delivery
-//!   acknowledged on the consumer's cursor, then printed to stderr with exit 2.
-//! - [`setup`]: `claude-bridge setup claude-code` (the wake hooks and the MCP server entry merged
-//!   into Claude Code's settings) and `claude-bridge auth-header` (the entry's header helper).
-//! - [`push`]: channel push for `--stdio --push`: the `claude/channel` capability and a thread
-//!   per channel sending `notifications/claude/channel`, delivery recorded like [`wake`]'s.
+//! - [`app`]: the composition root; opens the relay (which starts the db watcher),
+//!   housekeeping, binds, prints the banner, serves.
+//! - [`http`]: the front. `http/mod.rs`: listener (`TCP_NODELAY`, timeouts), worker and drain
+//!   pools, the pipeline, graceful shutdown. `routes`: the route table, each route's rule
+//!   (methods, auth, JSON body, metrics label) and its dispatch. `policy`: CORS, Host, Origin,
+//!   authentication, body framing, the headers on every reply. `handoff`: streams and deferred
+//!   replies on their own threads.
+//! - [`client`]: the client wing. `client/mod.rs` is a small blocking HTTP/1.1 client (whole
+//!   replies and event streams); `client::scripting` runs the subcommands `send`, `receive`,
+//!   `wait`, `tail`, `channels`, `status` that script any relay by URL and token (exit 0 done,
+//!   1 unreachable or refused, 2 usage, 3 `wait` timed out); `client::tui` (cargo feature
+//!   `tui`) is `claude-bridge tui`, a ratatui + crossterm terminal UI: `state` is the screen as
+//!   pure data with a reducer (unit-tested), `net` polls `/api/state` and follows the selected
+//!   channel's event stream on its own threads, `ui` draws. The terminal is restored on every
+//!   exit path, panics included. Without the feature, `claude-bridge tui` exits 2 with one line
+//!   saying how to get it.
+//!   `client::wake` is `claude-bridge wake CHANNEL... --consumer ID`, the `asyncRewake` hook
+//!   that wakes an idle Claude Code session (a long-poll thread per channel, delivery
+//!   acknowledged on the consumer's cursor, then printed to stderr with exit 2);
+//!   `client::setup` is `claude-bridge setup claude-code` (the wake hooks and the MCP server
+//!   entry merged into Claude Code's settings) and `claude-bridge auth-header` (that entry's
+//!   header helper). Their words are parsed in `cli::wake` and `cli::setup`.
 //! - [`metrics`]: counters and the Prometheus text of `GET /metrics` (requests by route label
 //!   and status, sends, busy answers; gauges read at scrape time). `/metrics` and the readiness
 //!   check `GET /api/ready` (a write transaction opened and rolled back) need the token like the
 //!   API; `/status` stays public and never touches the database.
-//! - `tui` (cargo feature `tui`): `claude-bridge tui`, a ratatui + crossterm terminal UI on
-//!   [`client`]: `state` is the screen as pure data with a reducer (unit-tested), `net` polls
-//!   `/api/state` and follows the selected channel's event stream on its own threads, `ui`
-//!   draws. The terminal is restored on every exit path, panics included. Without the feature,
-//!   `claude-bridge tui` exits 2 with one line saying how to get it.
 //! - [`hangups`]: one thread that polls the sockets of long-polls answered with one body and
 //!   cancels those whose client has gone.
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
-//! - [`api`]: the routing table and the JSON API handlers.
+//! - [`api`]: the JSON API handlers.
 //! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line), `sse` (legacy
 //!   HTTP+SSE: session registry, event streams on their own threads) and `streamable`
 //!   (Streamable HTTP at `/mcp`: sessions, header checks, GET stream, DELETE, stateless mode).
-//! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch, `initialize` negotiation, the
-//!   tool table with schema-driven argument checks, the tools and their text renderings, and
-//!   the conformance-suite fixture tools (only with `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`).
+//!   `push`: channel push for `--stdio --push` (the `claude/channel` capability and a thread
+//!   per channel sending `notifications/claude/channel`, delivery recorded like `wake`'s).
+//! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch with the panic boundary,
+//!   `initialize` negotiation, [`mcp::spawn`] (the one way a call runs off the request path),
+//!   the tool table (`mcp/tools`: each tool once with its schema, whether it may wait, and its
+//!   function; message tools and task tools in their own files), the schema-driven argument
+//!   check (`mcp/schema.rs`), and the conformance-suite fixture tools (only with
+//!   `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`).
 //! - [`dashboard`]: `static/` (`index.html`, `style.css`, `app.js`: plain HTML/CSS/JS, no build
 //!   step) embedded with `include_bytes!`. The page lists channels from `/api/state` (every 5 s
 //!   and after live messages), follows the selected channel over `/events/channel/…` with
 //!   `EventSource` (cookie auth, automatic reconnect with `Last-Event-ID`), inspects
 //!   `/api/messages/{id}`, sends and clears through the JSON API, and signs in by trading the
-//!   token for the session cookie (never storing it). The page has no inline code or style
+//!   token for the login cookie (never storing it). The page has no inline code or style
 //!   attributes (colours go through the CSSOM), so it needs nothing beyond the contract's CSP.
 //! - [`events`]: live channel event streams (`/events/channel/…`): subscriber caps, replay from
-//!   `Last-Event-ID`, tailing the event outbox.
-//! - [`login`]: dashboard login sessions (`/api/session`): the token traded for an HttpOnly
-//!   cookie, kept in memory.
-//! - [`relay`]: the operations (send, read, clear, channels); the one place the JSON API and
-//!   the MCP tools call.
-//! - [`queue`]: the task queue's operations on the relay (enqueue, claim with waiting, complete,
-//!   fail, lease expiry) and its wake-ups; its SQL is `store/tasks.rs`, its tools
-//!   `mcp/queue.rs`.
-//! - [`store`]: SQLite schema, forward migration, queries, the in-memory channel statistics,
-//!   the audit log, housekeeping sweeps, and the `data_version` watcher. Sends are group
-//!   committed (`store/sends.rs`): concurrent sends queue, the first to take the connection
-//!   stores every queued one in one transaction (a savepoint each), and each reply still
-//!   follows its own `COMMIT`.
+//!   `Last-Event-ID`, tailing the event outbox through [`relay::Relay::next_events`].
+//! - [`login`]: dashboard logins (`/api/session`): the token traded for an HttpOnly cookie,
+//!   kept in memory.
+//! - [`relay`]: the operations (send, read, wait, ack, clear, channels, audit, readiness, event
+//!   replay, the db watcher) and `relay::tasks`, the task queue's argument rules, caps and
+//!   operations (enqueue, claim with waiting, complete, fail, lease expiry) with their
+//!   wake-ups; one [`relay::MAX_WAIT`] bounds every wait. The one place the JSON API, the MCP
+//!   tools and the event streams call.
+//! - [`store`]: SQLite. `mod.rs`: opening, pragmas, the mutex, readiness and checkpoint;
+//!   `schema` (and forward migration), `messages` (reads, acks, clears), `sends` (group commit:
+//!   concurrent sends queue, the first to take the connection stores every queued one in one
+//!   transaction, a savepoint each, and each reply still follows its own `COMMIT`), `tasks`
+//!   (the queue's SQL), `audit`, `outbox` (the event outbox and the `data_version` watcher),
+//!   `housekeeping` (sweeps), `stats` (channel statistics kept in memory).
 //! - [`hub`]: wake-ups for waiters, with tickets that make lost wake-ups impossible.
-//! - [`model`]: stored messages, their four JSON representations, protocol-v1 envelopes.
+//! - [`model`]: stored messages and their four JSON representations; `model::envelope`,
+//!   protocol-v1 envelopes (checks and canonical form).
 //! - [`validate`]: the shared field rules and the §4.1 error shape.
 //! - [`json`]: strict request-body parsing (depth limit, no NaN, no lone surrogates) and the
 //!   canonical form.
@@ -99,9 +116,15 @@
 //! - Every write is one `BEGIN IMMEDIATE` transaction; a 200 means the row is committed.
 //! - No lock is held across network I/O: handlers lock, query, unlock, and return a value that
 //!   the worker writes afterwards.
-//! - Requests run on a fixed worker pool; long-lived streams never do: each SSE stream has its
-//!   own 128 KiB-stack thread that owns only a channel receiver, and ends (freeing its session)
-//!   when a write fails, at the latest at the next keep-alive.
+//! - Requests run on a fixed worker pool; long-lived streams never do: each stream has its own
+//!   256 KiB-stack thread (`http::handoff`) that owns only what it writes (a legacy-SSE stream:
+//!   a channel receiver), and ends (freeing its session) when a write fails, at the latest at
+//!   the next keep-alive.
+//! - Every path is named once, in the route table (`http::routes`): its methods, whether it
+//!   needs authentication or a JSON body, and its metrics label come from its rule.
+//! - A call that panics is answered, never fatal: a request handler's panic is a JSON 500
+//!   (`http`), an MCP call's a JSON-RPC -32603 on every transport, `--stdio` included
+//!   (`mcp::handle`).
 //! - The MCP core never touches a socket; transports never interpret tool semantics. A message
 //!   sent with `bridge_send` and one sent with `POST /api/send` pass the same validation and the
 //!   same insert (`relay::parse_send` / `relay::send`).
@@ -158,7 +181,7 @@
 //!   those channels; this process's own commits wake their channels at commit and nothing more.
 //!   Changes that write no outbox row (acks, retention) wake no waiter on messages. Task
 //!   operations write no outbox row either: a waiting claim sleeps on a hub key of its own
-//!   (`queue::task_key`), woken at once by an enqueue or requeue here, by the watcher on any
+//!   (`relay::tasks::task_key`), woken at once by an enqueue or requeue here, by the watcher on any
 //!   commit it notices (for channels with a waiting claim; the claim re-checks, one indexed
 //!   query), and by its own deadline: the next delayed task coming due or lease lapsing.
 //!   Lease expiry is lazy (at each claim of the channel and in the housekeeping sweep). A streamed `/mcp` wait writes
@@ -182,10 +205,10 @@
 //! - Streams (legacy SSE, `/mcp`) are sent with chunked encoding, one chunk per event, so their
 //!   end is marked and the connection can be reused.
 //! - `/mcp` answers a request with one JSON body, except a call that may take long or emit
-//!   notifications (`mcp::may_stream`: today only the conformance fixtures; the waiting tools
-//!   will join) from a client that accepts `text/event-stream`: that call runs on a stream
-//!   thread, off the request workers, writing each notification as it happens and the result
-//!   last.
+//!   notifications (`mcp::may_stream`: `bridge_wait`, `bridge_claim` with `wait_seconds`, and
+//!   the conformance fixtures that notify) from a client that accepts `text/event-stream`: that
+//!   call runs on its own thread ([`mcp::spawn`]), off the request workers, and a stream thread
+//!   writes each notification as it happens, keep-alives while it waits, and the result last.
 //! - `/mcp` sessions idle for 30 minutes are dropped when next touched (and swept whenever a
 //!   session is created); the legacy-SSE and `/mcp` GET streams each count against
 //!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
@@ -211,7 +234,8 @@
 //!   how to get it. Not default: it adds a C crypto library to the build and the binary.
 //!   Connections over the connection cap are refused in clear text (the 503 is not readable by a
 //!   TLS client; it sees the connection close).
-//! - tiny_http 0.12.0 is used with twelve patches (`src/vendor/tiny_http/PATCHED.md`): it drained
+//! - tiny_http 0.12.0 is used with the patches listed in `src/vendor/tiny_http/PATCHED.md`,
+//!   each with its regression test. Among them: it drained
 //!   an unread body into a buffer of the size the client declared, so a refused request with a
 //!   huge `Content-Length` aborted the process; its accept thread ended on any `accept()` error
 //!   (the EAGAIN that the listener's receive timeout produces every 30 s of idleness, or EMFILE
@@ -244,14 +268,8 @@ pub mod login;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
-pub mod push;
 pub mod relay;
-pub mod scripting;
-pub mod setup;
 pub mod store;
 pub mod transport;
-#[cfg(feature = "tui")]
-pub mod tui;
 pub mod validate;
-pub mod wake;
 pub mod wire;

@@ -1,34 +1,37 @@
-//! Dashboard login sessions (`http-api.md` §3.10): the bearer token is traded once for an
-//! HttpOnly cookie, so the page never keeps the token. Sessions live in memory only (a restart
-//! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`.
+//! Dashboard logins (`/api/session`, `http-api.md` §3.10): the bearer token is traded once for
+//! an HttpOnly cookie, so the page never keeps the token. Logins live in memory only (a restart
+//! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`. ("Session" in this
+//! crate means an MCP session; a dashboard sign-in is a login.)
 
+use crate::wire::{all, Reply};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tiny_http::{Header, Method};
 
 /// The cookie's name.
 pub const COOKIE: &str = "claude_bridge_session";
 
-/// The open login sessions of this process.
+/// The live logins of this process.
 pub struct Logins {
-    sessions: Mutex<HashMap<String, Instant>>,
+    logins: Mutex<HashMap<String, Instant>>,
     ttl: Duration,
 }
 
 impl Logins {
-    /// No sessions yet; each lasts `ttl`.
+    /// No logins yet; each lasts `ttl`.
     pub fn new(ttl: Duration) -> Logins {
         Logins {
-            sessions: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
             ttl,
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        self.logins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Start a session; returns its cookie value (32 random bytes, URL-safe).
+    /// Start a login; returns its cookie value (32 random bytes, URL-safe).
     pub fn start(&self) -> String {
         let id = crate::ids::token_urlsafe(32);
         let mut map = self.lock();
@@ -37,17 +40,17 @@ impl Logins {
         id
     }
 
-    /// Whether a cookie value names a live session.
+    /// Whether a cookie value names a live login.
     pub fn valid(&self, id: &str) -> bool {
         self.lock().get(id).is_some_and(|e| *e > Instant::now())
     }
 
-    /// End a session (no-op for an unknown one).
+    /// End a login (no-op for an unknown one).
     pub fn revoke(&self, id: &str) {
         self.lock().remove(id);
     }
 
-    /// The `Set-Cookie` value that stores a session in the browser.
+    /// The `Set-Cookie` value that stores a login in the browser.
     pub fn set_cookie(&self, id: &str, secure: bool) -> String {
         let secure = if secure { "; Secure" } else { "" };
         format!(
@@ -63,7 +66,44 @@ impl Logins {
     }
 }
 
-/// The session cookie's value among `Cookie` header values, if any.
+impl Logins {
+    /// `/api/session`: trade the bearer token for a cookie (POST), check (GET), end (DELETE).
+    /// The pipeline has already authenticated the request; `required` says whether the relay
+    /// has a token at all, `secure` whether the cookie must be `Secure`.
+    pub fn serve(
+        &self,
+        method: &Method,
+        headers: &[Header],
+        required: bool,
+        secure: bool,
+    ) -> Reply {
+        let cookie = cookie_value(&all(headers, "Cookie"));
+        let state = |authenticated: bool| {
+            Reply::json(
+                200,
+                &serde_json::json!({"authenticated": authenticated, "auth_required": required}),
+            )
+        };
+        match method {
+            Method::Post if required => {
+                if let Some(old) = cookie {
+                    self.revoke(old);
+                }
+                let id = self.start();
+                state(true).with_header("Set-Cookie", self.set_cookie(&id, secure))
+            }
+            Method::Delete => {
+                if let Some(old) = cookie {
+                    self.revoke(old);
+                }
+                state(false).with_header("Set-Cookie", Logins::clear_cookie(secure))
+            }
+            _ => state(true),
+        }
+    }
+}
+
+/// The login cookie's value among `Cookie` header values, if any.
 pub fn cookie_value<'a>(cookie_headers: &[&'a str]) -> Option<&'a str> {
     cookie_headers
         .iter()
@@ -78,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_start_check_expire_and_revoke() {
+    fn logins_start_check_expire_and_revoke() {
         let l = Logins::new(Duration::from_secs(60));
         let id = l.start();
         assert!(id.len() >= 43);

@@ -1,7 +1,8 @@
 //! The `claude-bridge` binary: parse, resolve, run, print one error line and pick the exit code
 //! (0 normal, 1 runtime failure, 2 usage or configuration error).
 
-use claude_bridge::{app, cli, config, scripting, setup, wake};
+use claude_bridge::client::{scripting, setup, wake};
+use claude_bridge::{app, cli, config};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -22,11 +23,11 @@ fn main() -> ExitCode {
         Ok(cli::Command::Wake(parsed)) => {
             let env = |k: &str| std::env::var(k).ok();
             return ExitCode::from(match *parsed {
-                wake::Parsed::Help => {
-                    print!("{}", wake::HELP);
+                cli::wake::Parsed::Help => {
+                    print!("{}", cli::wake::HELP);
                     0
                 }
-                wake::Parsed::Run(w) => wake::run(w, &env),
+                cli::wake::Parsed::Run(w) => wake::run(w, &env),
             });
         }
         Ok(cli::Command::Setup(parsed)) => {
@@ -71,7 +72,7 @@ fn tui(url: Option<String>, sender: Option<String>, token: Option<String>) -> Ex
         .or_else(|| env("CLAUDE_BRIDGE_AUTH_TOKEN"))
         .filter(|t| !t.trim().is_empty());
     let sender = sender.unwrap_or_else(|| "tui".into());
-    match claude_bridge::tui::run(&url, &sender, token) {
+    match claude_bridge::client::tui::run(&url, &sender, token) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,4 +1,5 @@
-//! Counters for `GET /metrics` (Prometheus text format 0.0.4): requests by route and status,
+//! Counters for `GET /metrics` (Prometheus text format 0.0.4): requests by route label (the
+//! route table's, `http::routes`) and status,
 //! sends, database busy answers, and gauges read at scrape time (messages stored, open streams
 //! by kind, waiters, uptime). Counting a request takes one short lock on a small map.
 
@@ -37,30 +38,6 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
 }
 
-/// The bounded set of route labels a path is counted under.
-pub fn route_label(path: &str) -> &'static str {
-    match path {
-        "/status" => "/status",
-        "/metrics" => "/metrics",
-        "/mcp" => "/mcp",
-        "/sse" => "/sse",
-        "/api/state" => "/api/state",
-        "/api/messages" => "/api/messages",
-        "/api/send" => "/api/send",
-        "/api/clear" => "/api/clear",
-        "/api/wait" => "/api/wait",
-        "/api/ack" => "/api/ack",
-        "/api/audit" => "/api/audit",
-        "/api/session" => "/api/session",
-        "/api/ready" => "/api/ready",
-        p if p.starts_with("/api/messages/") => "/api/messages/{id}",
-        p if p.starts_with("/messages/") => "/messages/",
-        p if p.starts_with("/events/channel/") => "/events/channel/{channel}",
-        p if p.starts_with("/api/") => "/api/other",
-        _ => "/other",
-    }
-}
-
 /// What the scrape reads from the rest of the relay.
 pub struct Gauges {
     /// Messages stored.
@@ -80,6 +57,14 @@ impl Metrics {
     pub fn request(&self, route: &'static str, status: u16) {
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry((route, status)).or_insert(0) += 1;
+    }
+
+    /// `GET /metrics`: the exposition as a reply.
+    pub fn reply(&self, g: &Gauges) -> crate::wire::Reply {
+        let mut r = crate::wire::Reply::empty(200)
+            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        r.body = self.render(g).into_bytes();
+        r
     }
 
     /// The exposition text.
@@ -171,10 +156,10 @@ mod tests {
     #[test]
     fn renders_counters_and_gauges() {
         let m = Metrics::default();
-        m.request(route_label("/api/send"), 200);
-        m.request(route_label("/api/send"), 200);
-        m.request(route_label("/events/channel/x"), 200);
-        m.request(route_label("/nope"), 404);
+        m.request("/api/send", 200);
+        m.request("/api/send", 200);
+        m.request("/events/channel/{channel}", 200);
+        m.request("/other", 404);
         let text = m.render(&Gauges {
             messages: 2,
             channels: 1,

@@ -77,6 +77,39 @@ impl Agent {
         s
     }
 
+    /// Wait until `marker` reaches the model; on failure, report what the relay still holds for
+    /// this consumer, its waiters, the stand-in's requests and the session's screen.
+    fn expect(
+        &self,
+        api: &StandIn,
+        relay: &Relay,
+        session: &Session,
+        marker: &str,
+        limit: Duration,
+    ) -> (usize, Instant) {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(found) = api.find_marker(marker) {
+                return found;
+            }
+            if Instant::now() > end {
+                let pending = relay
+                    .get(&format!(
+                        "/api/messages?channel=team:dev&consumer_id={}",
+                        self.consumer
+                    ))
+                    .text();
+                panic!(
+                    "'{marker}' did not reach the model in {limit:?}\npending: {pending}\nwaiters: {:?}\nrequests: {}\nscreen:\n{}",
+                    self.waiters(),
+                    api.bodies().len(),
+                    session.screen()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn waiters(&self) -> Vec<u32> {
         processes_with(&format!("--consumer {} ", self.consumer))
     }
@@ -104,7 +137,7 @@ fn an_idle_claude_code_session_is_woken_by_each_message_once_and_in_order() {
         let marker = format!("one-by-one-{i}-{}", unique("m"));
         let sent = Instant::now();
         relay.say("team:dev", "alice", &marker);
-        let (_, at) = api.wait_for_marker(&marker, ARRIVAL);
+        let (_, at) = agent.expect(&api, &relay, &session, &marker, ARRIVAL);
         assert!(at.duration_since(sent) < ARRIVAL);
         markers.push(marker);
     }
@@ -136,16 +169,16 @@ fn a_message_sent_during_a_turn_arrives_after_that_turn() {
     let relay = Relay::start(&[], &[]);
     let api = StandIn::start();
     let agent = Agent::new(relay.addr, "team:dev");
-    let _session = agent.session(&api);
+    let session = agent.session(&api);
     let first = unique("turn-first-");
     let during = unique("turn-during-");
     api.hold(true);
     relay.say("team:dev", "alice", &first);
     // The reply to the turn `first` started is held: the agent is busy.
-    let (held, _) = api.wait_for_marker(&first, ARRIVAL);
+    let (held, _) = agent.expect(&api, &relay, &session, &first, ARRIVAL);
     relay.say("team:dev", "bob", &during);
     api.hold(false);
-    let (later, _) = api.wait_for_marker(&during, Duration::from_secs(30));
+    let (later, _) = agent.expect(&api, &relay, &session, &during, Duration::from_secs(30));
     assert!(later > held, "arrived inside the busy turn");
     assert!(!api.bodies()[held].contains(&during));
     wait_for(Duration::from_secs(10), "the turn's request", || {
@@ -161,12 +194,12 @@ fn the_agents_own_messages_wake_nothing() {
     let relay = Relay::start(&[], &[]);
     let api = StandIn::start();
     let agent = Agent::new(relay.addr, "team:dev");
-    let _session = agent.session(&api);
+    let session = agent.session(&api);
     let own = unique("own-");
     relay.say("team:dev", &agent.consumer, &own);
     let other = unique("other-");
     relay.say("team:dev", "alice", &other);
-    api.wait_for_marker(&other, ARRIVAL);
+    agent.expect(&api, &relay, &session, &other, ARRIVAL);
     assert!(
         api.bodies().iter().all(|b| !b.contains(&own)),
         "the agent's own message reached the model"
@@ -200,7 +233,7 @@ fn a_relay_restarted_while_the_waiter_waits_still_wakes_the_agent() {
     let mut relay = Relay::start_raw(&args, &[], Arc::clone(&dir), db.clone());
     let api = StandIn::start();
     let agent = Agent::new(relay.addr, "team:dev");
-    let _session = agent.session(&api);
+    let session = agent.session(&api);
     let waiter = agent.waiters();
     assert_eq!(relay.terminate(), Some(0));
     drop(relay);
@@ -210,7 +243,7 @@ fn a_relay_restarted_while_the_waiter_waits_still_wakes_the_agent() {
     assert_eq!(agent.waiters(), waiter);
     let marker = unique("after-restart-");
     relay.say("team:dev", "alice", &marker);
-    api.wait_for_marker(&marker, ARRIVAL);
+    agent.expect(&api, &relay, &session, &marker, ARRIVAL);
 }
 
 #[test]
@@ -222,7 +255,7 @@ fn messages_sent_while_no_session_runs_reach_the_next_session_and_no_waiter_outl
         let session = agent.session(&api);
         let warm = unique("warm-");
         relay.say("team:dev", "alice", &warm);
-        api.wait_for_marker(&warm, ARRIVAL);
+        agent.expect(&api, &relay, &session, &warm, ARRIVAL);
         wait_for(Duration::from_secs(30), "the Stop hook's waiter", || {
             (!agent.waiters().is_empty()).then_some(())
         });
@@ -236,8 +269,8 @@ fn messages_sent_while_no_session_runs_reach_the_next_session_and_no_waiter_outl
     relay.say("team:dev", "bob", &two);
     let api = StandIn::start();
     let session = agent.session(&api);
-    api.wait_for_marker(&one, ARRIVAL);
-    api.wait_for_marker(&two, ARRIVAL);
+    agent.expect(&api, &relay, &session, &one, ARRIVAL);
+    agent.expect(&api, &relay, &session, &two, ARRIVAL);
     wait_for(Duration::from_secs(10), "the turn's request", || {
         (times_in_latest(&api, &two) == 1 && times_in_latest(&api, &one) == 1).then_some(())
     });
@@ -355,7 +388,7 @@ fn wake_gives_each_message_once_holds_one_waiter_per_consumer_and_exits_by_its_c
 /// The lock file a `wake` for (url, consumer) takes under `runtime`.
 fn wake_lock(url: &str, consumer: &str, runtime: &Path) -> PathBuf {
     let env = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| runtime.display().to_string());
-    claude_bridge::wake::lock_path(url, consumer, &env)
+    claude_bridge::client::wake::lock_path(url, consumer, &env)
 }
 
 /// Whether someone holds an exclusive lock on `path`.

@@ -11,11 +11,12 @@
 //! that fails (an idempotency conflict) leaves the others alone. When the `COMMIT` itself fails
 //! (busy, disk full), every request of the batch gets that error and nothing was stored.
 
-use super::{find_key, IdempotencyKey, Inner, Inserted, Store};
+use super::messages::row_to_message;
+use super::{IdempotencyKey, Inner, Inserted, Store};
 use crate::error::Error;
 use crate::model::StoredMessage;
 use crate::{clock, ids};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -197,6 +198,68 @@ fn duplicate(e: &Error) -> Error {
         Error::Busy => Error::Busy,
         Error::Storage(s) => Error::Storage(s.clone()),
         other => Error::Storage(other.to_string()),
+    }
+}
+
+/// Look up an idempotency key inside the insert transaction. `Some` means answer with the
+/// earlier message; `None` means go ahead and insert.
+fn find_key(
+    tx: &Connection,
+    channel: &str,
+    sender: &str,
+    k: IdempotencyKey<'_>,
+    now: &str,
+) -> Result<Option<Inserted>, Error> {
+    let row: Option<(String, String, Option<String>, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT payload_sha256, state, message_id, expires_at FROM bridge_idempotency \
+             WHERE channel = ?1 AND sender = ?2 AND idempotency_key = ?3",
+        )?
+        .query_row(params![channel, sender, k.key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((fingerprint, state, message_id, expires_at)) = row else {
+        return Ok(None);
+    };
+    if state == "pending" {
+        // Written by the original while its send was in flight. Expired reservations are
+        // dead; live ones belong to a send still running elsewhere.
+        if expires_at.as_deref().is_some_and(|e| e > now) {
+            return Err(crate::validate::FieldError::new(
+                "idempotency_key",
+                "in_progress",
+                "a send with this key is still in progress; retry shortly",
+            )
+            .into());
+        }
+        return Ok(None); // the insert replaces the stale reservation
+    }
+    if fingerprint != k.fingerprint {
+        return Err(crate::validate::FieldError::new(
+            "idempotency_key",
+            "conflict",
+            "was already used for different content",
+        )
+        .into());
+    }
+    let message = match message_id {
+        Some(id) => tx
+            .prepare_cached(
+                "SELECT seq, id, channel, sender, content, timestamp FROM messages WHERE id = ?1",
+            )?
+            .query_row([id], row_to_message)
+            .optional()?,
+        None => None,
+    };
+    match message {
+        Some(message) => Ok(Some(Inserted {
+            message,
+            deduplicated: true,
+            first_in_channel: false,
+        })),
+        // The message is gone (cleared or expired) but its key was not: treat as new.
+        None => Ok(None),
     }
 }
 

@@ -29,7 +29,7 @@ pub fn serve(
     mut input: impl BufRead,
     output: impl Write + Send + 'static,
     max_line: usize,
-    mut push: Option<crate::push::Push>,
+    mut push: Option<crate::transport::push::Push>,
 ) -> std::io::Result<()> {
     let output: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(output));
     let mut session = Session::default();
@@ -109,12 +109,12 @@ fn push_step(
     output: &Arc<Mutex<dyn Write + Send>>,
     msg: &Value,
     reply: Option<&mut Value>,
-    push: &mut Option<crate::push::Push>,
+    push: &mut Option<crate::transport::push::Push>,
 ) {
     match msg.get("method").and_then(Value::as_str) {
         Some("initialize") => {
             if let Some(r) = reply {
-                crate::push::declare(r);
+                crate::transport::push::declare(r);
             }
         }
         Some("notifications/initialized") => {

@@ -78,12 +78,17 @@ impl StandIn {
     /// Wait until a request body contains `marker`; returns its index and arrival time.
     pub fn wait_for_marker(&self, marker: &str, limit: Duration) -> (usize, Instant) {
         wait_for(limit, &format!("'{marker}' to reach the model"), || {
-            let s = self.state.0.lock().unwrap();
-            s.bodies
-                .iter()
-                .position(|(_, b)| b.contains(marker))
-                .map(|i| (i, s.bodies[i].0))
+            self.find_marker(marker)
         })
+    }
+
+    /// The first request body holding `marker`: its index and arrival time.
+    pub fn find_marker(&self, marker: &str) -> Option<(usize, Instant)> {
+        let s = self.state.0.lock().unwrap();
+        s.bodies
+            .iter()
+            .position(|(_, b)| b.contains(marker))
+            .map(|i| (i, s.bodies[i].0))
     }
 }
 
@@ -275,6 +280,15 @@ impl Session {
             .expect("tmux");
         assert!(status.success(), "tmux new-session failed");
         Session { socket }
+    }
+
+    /// What the terminal shows now (for failure reports).
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p"])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     }
 
     /// End the session: kill the tmux server (Claude Code gets SIGHUP).

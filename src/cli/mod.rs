@@ -1,6 +1,10 @@
 //! Command-line parsing with lexopt: argv → [`Command`]. Validation of syntax only; no I/O and
 //! no environment (that is [`crate::config`]'s job).
 
+pub mod scripts;
+pub mod setup;
+pub mod wake;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -15,11 +19,11 @@ pub enum Command {
     /// Run the relay with these flags.
     Run(Box<RawArgs>),
     /// A scripting subcommand (`send`, `receive`, …) for a relay by URL.
-    Script(Box<crate::scripting::Script>),
+    Script(Box<scripts::Script>),
     /// `claude-bridge wake CHANNEL... --consumer ID`: the hook that wakes an idle agent.
-    Wake(Box<crate::wake::Parsed>),
+    Wake(Box<wake::Parsed>),
     /// `claude-bridge setup claude-code ...` and `claude-bridge auth-header ...`.
-    Setup(Box<crate::setup::Parsed>),
+    Setup(Box<setup::Parsed>),
     /// `claude-bridge tui [--url URL] [--sender NAME] [--token T]`.
     Tui {
         /// `--url`.
@@ -95,19 +99,19 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             return parse_tui(args.split_off(1));
         }
         if word == "wake" {
-            return crate::wake::parse(args.split_off(1)).map(|w| Command::Wake(Box::new(w)));
+            return wake::parse(args.split_off(1)).map(|w| Command::Wake(Box::new(w)));
         }
         if word == "setup" {
-            return crate::setup::parse(args.split_off(1)).map(|s| Command::Setup(Box::new(s)));
+            return setup::parse(args.split_off(1)).map(|s| Command::Setup(Box::new(s)));
         }
         if word == "auth-header" {
-            return crate::setup::parse_auth_header(args.split_off(1))
+            return setup::parse_auth_header(args.split_off(1))
                 .map(|s| Command::Setup(Box::new(s)));
         }
-        if crate::scripting::COMMANDS.contains(&word) {
+        if scripts::COMMANDS.contains(&word) {
             let word = word.to_owned();
             let rest = args.split_off(1);
-            return crate::scripting::parse(&word, rest).map(|s| Command::Script(Box::new(s)));
+            return scripts::parse(&word, rest).map(|s| Command::Script(Box::new(s)));
         }
     }
     let mut raw = RawArgs::default();

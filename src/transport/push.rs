@@ -3,7 +3,7 @@
 //! and, once the client has sent `notifications/initialized`, sends each new message from
 //! another sender as `notifications/claude/channel` with `content` and `meta` (`channel`,
 //! `sender`, `message_id`, `ts`). Delivery is recorded on the consumer's cursor like
-//! [`crate::wake`] does, so the two paths never give one message twice to the same consumer,
+//! [`crate::client::wake`] does, so the two paths never give one message twice to the same consumer,
 //! and messages that came while no session ran are pushed when the next one starts.
 //!
 //! Claude Code keeps channel notifications behind a flag and refuses them on connections that

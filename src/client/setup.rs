@@ -1,5 +1,6 @@
-//! `claude-bridge setup claude-code --channel CH... --consumer ID`: make Claude Code sessions
-//! wakeable. Writes two `asyncRewake` hooks running [`crate::wake`] (SessionStart waits for the
+//! `claude-bridge setup claude-code --channel CH... --consumer ID` (its words:
+//! [`crate::cli::setup`]): make Claude Code sessions
+//! wakeable. Writes two `asyncRewake` hooks running [`crate::client::wake`] (SessionStart waits for the
 //! first message, Stop starts the next waiter after each turn) and the relay's MCP server entry,
 //! merged into what the chosen scope already holds and idempotent (running it again replaces
 //! our entries, nothing else). `--print` prints the settings JSON for `claude --settings FILE`
@@ -17,164 +18,14 @@
 //! | `project` | `.claude/settings.json` | `.mcp.json` |
 //! | `user` | `~/.claude/settings.json` | `~/.claude.json` `mcpServers` |
 
-use crate::cli::UsageError;
+use crate::cli::setup::{Parsed, Scope, Setup};
 use serde_json::{json, Map, Value};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The name of our MCP server entry.
 pub const SERVER_NAME: &str = "claude-bridge";
 /// A hook's timeout in seconds: a waiter past it is killed and wakes nothing, so it is long.
 pub const HOOK_TIMEOUT_SECONDS: u64 = 86_400;
-
-/// Where settings go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// This project, this user only (not committed).
-    Local,
-    /// This project, shared through the repository.
-    Project,
-    /// Every project of this user.
-    User,
-}
-
-/// A parsed `setup claude-code` command line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Setup {
-    /// `--channel`, repeatable.
-    pub channels: Vec<String>,
-    /// `--consumer`.
-    pub consumer: String,
-    /// `--self`.
-    pub self_name: Option<String>,
-    /// `--url`.
-    pub url: Option<String>,
-    /// `--token-file`.
-    pub token_file: Option<PathBuf>,
-    /// `--scope`.
-    pub scope: Scope,
-    /// `--print`.
-    pub print: bool,
-}
-
-/// What `setup` and `auth-header` command lines ask for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Parsed {
-    /// `--help`.
-    Help(&'static str),
-    /// Write (or print) the settings.
-    ClaudeCode(Setup),
-    /// `auth-header --token-file PATH`: print `{"Authorization":"Bearer …"}`.
-    AuthHeader(PathBuf),
-}
-
-/// `setup`'s help.
-pub const HELP: &str = "\
-claude-bridge setup claude-code --channel CH [--channel CH...] --consumer ID [OPTIONS]
-Make Claude Code sessions wakeable: a message from another agent on the channels reaches an idle
-session within a second. Writes the SessionStart and Stop hooks that run `claude-bridge wake`
-(\"asyncRewake\") and the relay's MCP server entry, merged into the scope's settings; running it
-again changes nothing.
-
-OPTIONS:
-    --channel CH         A channel to wake on (repeatable)
-    --consumer ID        This agent's consumer id: its cursor records what was delivered
-    --self NAME          The sender name this agent uses; its own messages wake nothing
-                         [default: the consumer id]
-    --url URL            The relay [default: http://127.0.0.1:8765] [env: CLAUDE_BRIDGE_URL]
-    --token-file PATH    The relay's token file; settings name the file, never the token
-    --scope SCOPE        local (.claude/settings.local.json + ~/.claude.json, the default),
-                         project (.claude/settings.json + .mcp.json) or user (~/.claude/...)
-    --print              Print the settings JSON (for `claude --settings FILE`); write nothing
-    -h, --help           This help
-";
-
-/// `auth-header`'s help.
-pub const AUTH_HELP: &str = "\
-claude-bridge auth-header --token-file PATH
-Print {\"Authorization\":\"Bearer <token>\"} for Claude Code's headersHelper, reading the token
-from the file, so settings never hold it.
-";
-
-/// Parse the words after `setup`.
-pub fn parse(args: Vec<OsString>) -> Result<Parsed, UsageError> {
-    use lexopt::prelude::*;
-    let mut p = lexopt::Parser::from_args(args);
-    let mut target = None;
-    let mut s = Setup {
-        channels: Vec::new(),
-        consumer: String::new(),
-        self_name: None,
-        url: None,
-        token_file: None,
-        scope: Scope::Local,
-        print: false,
-    };
-    while let Some(arg) = p.next()? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Parsed::Help(HELP)),
-            Long("channel") => s.channels.push(text(&mut p, "--channel")?),
-            Long("consumer") => s.consumer = text(&mut p, "--consumer")?,
-            Long("self") => s.self_name = Some(text(&mut p, "--self")?),
-            Long("url") => s.url = Some(text(&mut p, "--url")?),
-            Long("token-file") => s.token_file = Some(PathBuf::from(p.value()?)),
-            Long("scope") => {
-                s.scope = match text(&mut p, "--scope")?.as_str() {
-                    "local" => Scope::Local,
-                    "project" => Scope::Project,
-                    "user" => Scope::User,
-                    other => {
-                        return Err(UsageError(format!(
-                            "--scope: '{other}' is not local, project or user"
-                        )))
-                    }
-                }
-            }
-            Long("print") => s.print = true,
-            Value(v) if target.is_none() => target = Some(v),
-            other => return Err(UsageError(format!("setup: {}", other.unexpected()))),
-        }
-    }
-    match target.as_ref().and_then(|t| t.to_str()) {
-        Some("claude-code") => {}
-        Some(other) => {
-            return Err(UsageError(format!(
-                "setup: unknown target '{other}' (known: claude-code)"
-            )))
-        }
-        None => return Err(UsageError("setup: say what to set up: claude-code".into())),
-    }
-    if s.channels.is_empty() {
-        return Err(UsageError("setup: give at least one --channel".into()));
-    }
-    if s.consumer.trim().is_empty() {
-        return Err(UsageError("setup: --consumer ID is required".into()));
-    }
-    s.channels.dedup();
-    Ok(Parsed::ClaudeCode(s))
-}
-
-/// Parse the words after `auth-header`.
-pub fn parse_auth_header(args: Vec<OsString>) -> Result<Parsed, UsageError> {
-    use lexopt::prelude::*;
-    let mut p = lexopt::Parser::from_args(args);
-    let mut file = None;
-    while let Some(arg) = p.next()? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Parsed::Help(AUTH_HELP)),
-            Long("token-file") => file = Some(PathBuf::from(p.value()?)),
-            other => return Err(UsageError(format!("auth-header: {}", other.unexpected()))),
-        }
-    }
-    file.map(Parsed::AuthHeader)
-        .ok_or_else(|| UsageError("auth-header: --token-file PATH is required".into()))
-}
-
-fn text(p: &mut lexopt::Parser, flag: &str) -> Result<String, UsageError> {
-    p.value()?
-        .into_string()
-        .map_err(|_| UsageError(format!("{flag}: the value is not valid UTF-8")))
-}
 
 /// Run a parsed `setup` / `auth-header`; returns the exit code (0 done, 1 failed).
 pub fn run(parsed: Parsed, env: &dyn Fn(&str) -> Option<String>) -> u8 {
@@ -183,7 +34,7 @@ pub fn run(parsed: Parsed, env: &dyn Fn(&str) -> Option<String>) -> u8 {
             print!("{text}");
             Ok(())
         }
-        Parsed::AuthHeader(file) => crate::wake::read_token_file(&file).map(|t| {
+        Parsed::AuthHeader(file) => crate::client::wake::read_token_file(&file).map(|t| {
             println!("{}", json!({"Authorization": format!("Bearer {t}")}));
         }),
         Parsed::ClaudeCode(s) => claude_code(&s, env),
@@ -303,7 +154,7 @@ fn claude_code(s: &Setup, env: &dyn Fn(&str) -> Option<String>) -> Result<(), St
         .url
         .clone()
         .or_else(|| env("CLAUDE_BRIDGE_URL"))
-        .unwrap_or_else(|| crate::scripting::DEFAULT_URL.into());
+        .unwrap_or_else(|| crate::client::scripting::DEFAULT_URL.into());
     crate::client::Target::parse(&url).map_err(|e| format!("--url: {e}"))?;
     let url = url.trim_end_matches('/').to_owned();
     let exe = std::env::current_exe()
@@ -312,7 +163,7 @@ fn claude_code(s: &Setup, env: &dyn Fn(&str) -> Option<String>) -> Result<(), St
         .to_string();
     let token_file = match &s.token_file {
         Some(f) => {
-            crate::wake::read_token_file(f)?;
+            crate::client::wake::read_token_file(f)?;
             Some(
                 std::fs::canonicalize(f)
                     .map_err(|e| format!("cannot resolve {}: {e}", f.display()))?,
@@ -416,32 +267,14 @@ fn edit(path: &Path, change: impl FnOnce(&mut Map<String, Value>)) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::setup::parse;
+    use std::ffi::OsString;
 
     fn setup(words: &[&str]) -> Setup {
         match parse(words.iter().map(OsString::from).collect()).unwrap() {
             Parsed::ClaudeCode(s) => s,
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn command_lines() {
-        let s = setup(&[
-            "claude-code",
-            "--channel",
-            "a",
-            "--channel",
-            "b",
-            "--consumer",
-            "me",
-        ]);
-        assert_eq!(s.channels, ["a", "b"]);
-        assert_eq!(s.scope, Scope::Local);
-        let bad = |w: &[&str]| parse(w.iter().map(OsString::from).collect()).unwrap_err().0;
-        assert!(bad(&["claude-code", "--consumer", "me"]).contains("--channel"));
-        assert!(bad(&["claude-code", "--channel", "a"]).contains("--consumer"));
-        assert!(bad(&["vim", "--channel", "a", "--consumer", "m"]).contains("unknown target"));
-        assert!(bad(&["claude-code", "--scope", "global"]).contains("--scope"));
     }
 
     #[test]

@@ -1,7 +1,15 @@
-//! A small blocking HTTP/1.1 client over `std::net`, for the scripting subcommands: talk to any
-//! relay by URL (`http://host:port`), with an optional bearer token. One request per connection
+//! The client wing: what talks to a relay from outside, by URL. [`scripting`] runs the
+//! scripting subcommands, `tui` (feature `tui`) the terminal UI; both use the small blocking
+//! HTTP/1.1 client here, over `std::net`: any relay by URL (`http://host:port`), with an
+//! optional bearer token. One request per connection
 //! (`Connection: close`), replies read whole (Content-Length, chunked or to end of stream), and
 //! event streams read event by event.
+
+pub mod scripting;
+pub mod setup;
+#[cfg(feature = "tui")]
+pub mod tui;
+pub mod wake;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
