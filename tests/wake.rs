@@ -190,6 +190,40 @@ fn a_message_sent_during_a_turn_arrives_after_that_turn() {
 }
 
 #[test]
+fn a_message_that_comes_while_the_user_has_the_agent_busy_arrives_once_after_that_turn() {
+    let relay = Relay::start(&[], &[]);
+    let api = StandIn::start();
+    let agent = Agent::new(relay.addr, "team:dev");
+    let session = agent.session(&api);
+    // The person asks something; the reply is held, so the turn goes on while the
+    // SessionStart waiter is still waiting.
+    let prompt = unique("user-prompt-");
+    api.hold(true);
+    session.type_text(&prompt);
+    session.keys(&["Enter"]);
+    api.wait_for_marker(&prompt, Duration::from_secs(30));
+    let (held, _) = api.find_marker(&prompt).unwrap();
+    let during = unique("busy-during-");
+    relay.say("team:dev", "bob", &during);
+    // The waiter takes it now (exit 2 mid-turn); Claude Code gives it to the model next.
+    wait_for(Duration::from_secs(10), "the waiter to take it", || {
+        let pending = relay
+            .get(&format!(
+                "/api/messages?channel=team:dev&consumer_id={}",
+                agent.consumer
+            ))
+            .json();
+        (pending["messages"] == json!([])).then_some(())
+    });
+    api.hold(false);
+    let (later, _) = agent.expect(&api, &relay, &session, &during, Duration::from_secs(30));
+    assert!(later > held);
+    wait_for(Duration::from_secs(10), "the turn's request", || {
+        (times_in_latest(&api, &during) == 1).then_some(())
+    });
+}
+
+#[test]
 fn the_agents_own_messages_wake_nothing() {
     let relay = Relay::start(&[], &[]);
     let api = StandIn::start();

@@ -291,6 +291,32 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// Type `text` into the prompt (without Enter), once the input box shows it: keys typed
+    /// before the interface is up are lost, so it retries (clearing the line) until the screen
+    /// shows the text.
+    pub fn type_text(&self, text: &str) {
+        wait_for(Duration::from_secs(60), "the prompt to take typing", || {
+            self.keys(&["-l", text]);
+            let end = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < end {
+                if self.screen().contains(text) {
+                    return Some(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.keys(&["C-u"]);
+            None
+        });
+    }
+
+    /// Send tmux keys (`-l` for literal text).
+    pub fn keys(&self, keys: &[&str]) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys"])
+            .args(keys)
+            .status();
+    }
+
     /// End the session: kill the tmux server (Claude Code gets SIGHUP).
     pub fn close(&self) {
         let _ = Command::new("tmux")
