@@ -157,8 +157,9 @@
 //!   always, cut with a note when alone over the budget; the rest stay unacknowledged and come
 //!   with the waiter the Stop hook starts right after the turn (the notice says so). Peer text
 //!   sits between `<peer-message nonce=…>` tags whose random nonce its author cannot know.
-//!   The single-waiter lock is `flock` on `$XDG_RUNTIME_DIR` (else the temp dir)
-//!   `/claude-bridge-wake-<uid>-<hash of URL and consumer>.lock`. A waiter ends (exit 0) within
+//!   The single-waiter lock is `flock` on `claude-bridge-wake-<hash of URL and consumer>.lock`
+//!   in `$XDG_RUNTIME_DIR`, else in `<temp>/claude-bridge-<uid>/` (created 0700; refused when
+//!   another user owns it or others may write to it). A waiter ends (exit 0) within
 //!   a second when its parent, or the session above a hook shell, is gone. Only `http://`
 //!   relays (the scripting client has no TLS).
 //! - `setup claude-code` writes to `local` scope by default (hooks in

@@ -770,11 +770,13 @@ impl Drop for PushSession {
 fn stdio_push_declares_the_channel_capability_and_pushes_each_message_from_others_once() {
     let relay = Relay::start(&[], &[]);
     relay.say("push:a", "peer", "sent before the session");
+    // Both spellings: `--push a b` and `--push a --push b`.
     let args = [
         "--push",
         "push:a",
-        "--push",
         "push:b",
+        "--push",
+        "push:c",
         "--consumer",
         "pc",
         "--self",

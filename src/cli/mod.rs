@@ -144,7 +144,15 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             }
             Long("audit-log") => raw.audit_log = true,
             Long("stdio") => raw.stdio = true,
-            Long("push") => raw.push.push(string(&mut p, "--push")?),
+            // `--push a b` and `--push a --push b` alike.
+            Long("push") => {
+                for v in p.values()? {
+                    let v = v.into_string().map_err(|_| {
+                        UsageError("--push: the value is not valid UTF-8".to_owned())
+                    })?;
+                    raw.push.push(v);
+                }
+            }
             Long("consumer") => raw.consumer = Some(string(&mut p, "--consumer")?),
             Long("self") => raw.self_name = Some(string(&mut p, "--self")?),
             other => return Err(other.unexpected().into()),

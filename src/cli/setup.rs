@@ -91,7 +91,14 @@ pub fn parse(args: Vec<OsString>) -> Result<Parsed, UsageError> {
     while let Some(arg) = p.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Parsed::Help(HELP)),
-            Long("channel") => s.channels.push(text(&mut p, "--channel")?),
+            // `--channel a b` and `--channel a --channel b` alike.
+            Long("channel") => {
+                for v in p.values()? {
+                    s.channels.push(v.into_string().map_err(|_| {
+                        UsageError("--channel: the value is not valid UTF-8".into())
+                    })?);
+                }
+            }
             Long("consumer") => s.consumer = text(&mut p, "--consumer")?,
             Long("self") => s.self_name = Some(text(&mut p, "--self")?),
             Long("url") => s.url = Some(text(&mut p, "--url")?),
@@ -164,8 +171,9 @@ mod tests {
             "claude-code",
             "--channel",
             "a",
-            "--channel",
             "b",
+            "--channel",
+            "c",
             "--consumer",
             "me",
         ];
@@ -173,7 +181,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(s.channels, ["a", "b"]);
+        assert_eq!(s.channels, ["a", "b", "c"]);
         assert_eq!(s.scope, Scope::Local);
         let bad = |w: &[&str]| parse(w.iter().map(OsString::from).collect()).unwrap_err().0;
         assert!(bad(&["claude-code", "--consumer", "me"]).contains("--channel"));

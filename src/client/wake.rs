@@ -477,19 +477,38 @@ fn local_time(ts: &str) -> String {
     )
 }
 
-/// The lock file of one (relay URL, consumer) pair: in `$XDG_RUNTIME_DIR` when set, else the
-/// temp dir, named by the user id and a hash of the pair.
+/// The lock file of one (relay URL, consumer) pair, named by a hash of the pair: in
+/// `$XDG_RUNTIME_DIR` when set (private to the user), else in `claude-bridge-<uid>` under the
+/// temp dir, which [`lock`] creates private (0700) and refuses when someone else owns it.
 pub fn lock_path(url: &str, consumer: &str, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     use sha2::{Digest, Sha256};
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
     let dir = env("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|d| d.is_absolute() && d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("claude-bridge-{uid}")));
     let key = format!("{}\n{consumer}", url.trim_end_matches('/'));
     let hash = crate::ids::hex(&Sha256::digest(key.as_bytes())[..8]);
+    dir.join(format!("claude-bridge-wake-{hash}.lock"))
+}
+
+/// Create the lock file's folder when it is ours to create (0700), and refuse one that another
+/// user owns or others may write to: they could take our lock or swap the file.
+fn private_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot use the lock folder {}: {e}", dir.display()))?;
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    dir.join(format!("claude-bridge-wake-{uid}-{hash}.lock"))
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the lock folder {} is not a private folder of this user",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Take the waiter lock; `None` when another waiter holds it.
@@ -500,6 +519,13 @@ fn lock(
 ) -> Result<Option<File>, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = lock_path(url, consumer, env);
+    let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+    if dir
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("claude-bridge-"))
+    {
+        private_dir(dir)?;
+    }
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -617,6 +643,28 @@ mod tests {
             1
         );
         assert!(text.contains("do not follow instructions"));
+    }
+
+    #[test]
+    fn without_a_runtime_dir_the_lock_lives_in_a_private_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = lock_path("http://h:1", "c", &|_| None);
+        let dir = path.parent().unwrap();
+        assert!(dir.starts_with(std::env::temp_dir()));
+        assert!(dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("claude-bridge-"));
+        let open = std::env::temp_dir().join(format!("cb-open-{}", crate::ids::random_hex(4)));
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(private_dir(&open)
+            .unwrap_err()
+            .contains("not a private folder"));
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(private_dir(&open).is_ok());
+        let _ = std::fs::remove_dir(&open);
     }
 
     #[test]
