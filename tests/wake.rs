@@ -157,6 +157,15 @@ fn an_idle_claude_code_session_is_woken_by_each_message_once_and_in_order() {
     // notice that this is an automated event and not the user speaking.
     assert!(last.contains("data written by another agent"));
     assert!(last.contains("NOT a message from the user"));
+    // The person quits with /exit: no waiter is left behind.
+    session.type_text("/exit");
+    session.keys(&["Enter"]);
+    wait_for(Duration::from_secs(30), "Claude Code to exit", || {
+        (!session.alive()).then_some(())
+    });
+    wait_for(Duration::from_secs(10), "no waiter left", || {
+        agent.waiters().is_empty().then_some(())
+    });
     assert!(
         last.contains(r#"channel=\"team:dev\" from=\"alice\""#),
         "{last}"
@@ -414,9 +423,12 @@ fn wake_gives_each_message_once_holds_one_waiter_per_consumer_and_exits_by_its_c
     let (code, err) = finish(run(&[]), Duration::from_secs(10));
     assert_eq!(code, Some(1), "{err}");
     assert!(!err.contains("wrong"), "the token is never printed: {err}");
-    // So do usage errors.
+    // So do usage errors; --help is 0.
     let (code, _) = finish(wake_child(&["c:a"], &env), Duration::from_secs(5));
     assert_eq!(code, Some(1));
+    let help = Command::new(BIN).args(["wake", "--help"]).output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("asyncRewake"));
 }
 
 /// The lock file a `wake` for (url, consumer) takes under `runtime`.

@@ -317,6 +317,15 @@ impl Session {
             .status();
     }
 
+    /// Whether the session's program still runs (tmux ends the session when it exits).
+    pub fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "has-session"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// End the session: kill the tmux server (Claude Code gets SIGHUP).
     pub fn close(&self) {
         let _ = Command::new("tmux")
