@@ -378,9 +378,23 @@ fn push_settings(raw: &RawArgs) -> Result<Option<crate::transport::push::Push>, 
     };
     let mut channels = raw.push.clone();
     channels.dedup();
+    let self_name = raw.self_name.clone().unwrap_or_else(|| consumer.clone());
+    use crate::validate::{identity_str, MAX_CHANNEL_CHARS, MAX_CONSUMER_CHARS, MAX_SENDER_CHARS};
+    let checks = channels
+        .iter()
+        .map(|c| ("--push", c, MAX_CHANNEL_CHARS))
+        .chain([
+            ("--consumer", &consumer, MAX_CONSUMER_CHARS),
+            ("--self", &self_name, MAX_SENDER_CHARS),
+        ]);
+    for (flag, value, max) in checks {
+        if let Err(e) = identity_str(flag, value, max) {
+            return err(format!("{flag} '{value}': {}", e.message));
+        }
+    }
     Ok(Some(crate::transport::push::Push {
         channels,
-        self_name: raw.self_name.clone().unwrap_or_else(|| consumer.clone()),
+        self_name,
         consumer,
     }))
 }

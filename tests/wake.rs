@@ -844,4 +844,11 @@ fn stdio_push_declares_the_channel_capability_and_pushes_each_message_from_other
     assert_eq!(out.status.code(), Some(2));
     let out = crate::support::run(&["--push", "x", "--consumer", "c"], &[], dir.path());
     assert_eq!(out.status.code(), Some(2));
+    let out = crate::support::run(
+        &["--stdio", "--push", " padded", "--consumer", "c"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("whitespace"));
 }

@@ -136,6 +136,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Parsed, UsageError> {
         return Err(UsageError("setup: --consumer ID is required".into()));
     }
     s.channels.dedup();
+    let me = s.self_name.clone().unwrap_or_else(|| s.consumer.clone());
+    check_names(&s.channels, &s.consumer, &me)?;
     Ok(Parsed::ClaudeCode(s))
 }
 
@@ -153,6 +155,24 @@ pub fn parse_auth_header(args: Vec<OsString>) -> Result<Parsed, UsageError> {
     }
     file.map(Parsed::AuthHeader)
         .ok_or_else(|| UsageError("auth-header: --token-file PATH is required".into()))
+}
+
+/// The relay's identity rule for the channel, consumer and sender names, checked here so that a
+/// hook never runs with a name the relay would refuse.
+pub(crate) fn check_names(channels: &[String], consumer: &str, me: &str) -> Result<(), UsageError> {
+    use crate::validate::{identity_str, MAX_CHANNEL_CHARS, MAX_CONSUMER_CHARS, MAX_SENDER_CHARS};
+    let all = channels
+        .iter()
+        .map(|c| ("channel", c.as_str(), MAX_CHANNEL_CHARS))
+        .chain([
+            ("--consumer", consumer, MAX_CONSUMER_CHARS),
+            ("--self", me, MAX_SENDER_CHARS),
+        ]);
+    for (what, value, max) in all {
+        identity_str(what, value, max)
+            .map_err(|e| UsageError(format!("{what} '{value}': {}", e.message)))?;
+    }
+    Ok(())
 }
 
 fn text(p: &mut lexopt::Parser, flag: &str) -> Result<String, UsageError> {

@@ -122,6 +122,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Parsed, UsageError> {
         ));
     }
     channels.dedup();
+    super::setup::check_names(
+        &channels,
+        &consumer,
+        self_name.as_deref().unwrap_or(&consumer),
+    )?;
     Ok(Parsed::Run(Wake {
         channels,
         self_name: self_name.unwrap_or_else(|| consumer.clone()),
@@ -164,5 +169,10 @@ mod tests {
         assert!(p(&["a", "--consumer", "me", "--max-bytes", "1023"]).is_err());
         assert!(p(&["a", "--consumer", "m", "--token", "t", "--token-file", "f"]).is_err());
         assert_eq!(p(&["--help"]).unwrap(), Parsed::Help);
+        assert!(p(&["a ", "--consumer", "me"])
+            .unwrap_err()
+            .0
+            .contains("whitespace"));
+        assert!(p(&["a", "--consumer", "me", "--self", ""]).is_err());
     }
 }
