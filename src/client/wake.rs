@@ -479,7 +479,7 @@ fn local_time(ts: &str) -> String {
 
 /// The lock file of one (relay URL, consumer) pair, named by a hash of the pair: in
 /// `$XDG_RUNTIME_DIR` when set (private to the user), else in `claude-bridge-<uid>` under the
-/// temp dir, which [`lock`] creates private (0700) and refuses when someone else owns it.
+/// temp dir, which the waiter creates private (0700) and refuses when someone else owns it.
 pub fn lock_path(url: &str, consumer: &str, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     use sha2::{Digest, Sha256};
     // SAFETY: getuid has no preconditions and cannot fail.
