@@ -5,7 +5,7 @@
 //! Also `wake` and `setup` on their own, and channel push (`--stdio --push`) on the wire.
 
 use crate::support::claude_code::{
-    processes_with, scratch_home, unique, wait_for, Session, StandIn,
+    bridge_processes_with, processes_with, scratch_home, unique, wait_for, Session, StandIn,
 };
 use crate::support::{claude_cli, Relay, TempDir, BIN};
 use serde_json::{json, Value};
@@ -72,7 +72,7 @@ impl Agent {
         );
         // Ready when a waiter for this consumer runs (the SessionStart hook started it).
         wait_for(Duration::from_secs(60), "the SessionStart waiter", || {
-            (!processes_with(&format!("--consumer {} ", self.consumer)).is_empty()).then_some(())
+            (!self.wake_processes().is_empty()).then_some(())
         });
         s
     }
@@ -110,6 +110,12 @@ impl Agent {
         }
     }
 
+    /// The `claude-bridge wake` processes of this consumer (not their hook shells).
+    fn wake_processes(&self) -> Vec<u32> {
+        bridge_processes_with(&format!("--consumer {} ", self.consumer))
+    }
+
+    /// Every process of this consumer's waiters, hook shells included.
     fn waiters(&self) -> Vec<u32> {
         processes_with(&format!("--consumer {} ", self.consumer))
     }
@@ -277,13 +283,13 @@ fn a_relay_restarted_while_the_waiter_waits_still_wakes_the_agent() {
     let api = StandIn::start();
     let agent = Agent::new(relay.addr, "team:dev");
     let session = agent.session(&api);
-    let waiter = agent.waiters();
+    let waiter = agent.wake_processes();
     assert_eq!(relay.terminate(), Some(0));
     drop(relay);
     // The relay is down; the waiter keeps trying (a transient error never ends it): the same
     // process is still there when the relay comes back.
     let relay = Relay::start_raw(&args, &[], Arc::clone(&dir), db);
-    assert_eq!(agent.waiters(), waiter);
+    assert_eq!(agent.wake_processes(), waiter);
     let marker = unique("after-restart-");
     relay.say("team:dev", "alice", &marker);
     agent.expect(&api, &relay, &session, &marker, ARRIVAL);
@@ -819,10 +825,12 @@ fn stdio_push_declares_the_channel_capability_and_pushes_each_message_from_other
     let n = s.notification();
     assert_eq!(n["params"]["content"], "live one");
     assert_eq!(n["params"]["meta"]["message_id"], id);
-    // Delivery is recorded on the consumer's cursor, like wake's.
+    // Delivery is recorded on the consumer's cursor, like wake's (just after the write).
     for ch in ["push:a", "push:b"] {
-        let pending = relay.get(&format!("/api/messages?channel={ch}&consumer_id=pc"));
-        assert_eq!(pending.json()["messages"], json!([]), "{ch}");
+        wait_for(Duration::from_secs(10), "delivery to be recorded", || {
+            let pending = relay.get(&format!("/api/messages?channel={ch}&consumer_id=pc"));
+            (pending.json()["messages"] == json!([])).then_some(())
+        });
     }
     drop(s);
     // A new session gets only what is new.
