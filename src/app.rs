@@ -108,6 +108,7 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             retention_days: config.retention_days,
             audit_enabled: config.audit_log,
             conformance_fixtures: config.limits.conformance_fixtures,
+            modern_era: true,
             default_lease_seconds: config.limits.default_lease_seconds,
             max_lease_seconds: config.limits.max_lease_seconds,
             default_max_attempts: config.limits.default_max_attempts,

@@ -67,16 +67,23 @@
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
 //! - [`api`]: the JSON API handlers.
 //! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line), `sse` (legacy
-//!   HTTP+SSE: session registry, event streams on their own threads) and `streamable`
-//!   (Streamable HTTP at `/mcp`: sessions, header checks, GET stream, DELETE, stateless mode).
+//!   HTTP+SSE, deprecated by the specification, handshake era only: session registry, event
+//!   streams on their own threads) and `streamable` (Streamable HTTP at `/mcp`: sessions, header
+//!   checks, GET stream, DELETE, stateless mode; 2026-07-28 requests and their
+//!   `subscriptions/listen` streams). `stdio` and `streamable` choose the era per message.
 //!   `push`: channel push for `--stdio --push` (the `claude/channel` capability and a thread
-//!   per channel sending `notifications/claude/channel`, delivery recorded like `wake`'s).
+//!   per channel sending `notifications/claude/channel`, delivery recorded like `wake`'s); such
+//!   a session serves the handshake era only.
 //! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch with the panic boundary,
 //!   `initialize` negotiation, [`mcp::spawn`] (the one way a call runs off the request path),
 //!   the tool table (`mcp/tools`: each tool once with its schema, whether it may wait, and its
 //!   function; message tools and task tools in their own files), the schema-driven argument
 //!   check (`mcp/schema.rs`), and the conformance-suite fixture tools (only with
-//!   `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`).
+//!   `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`). [`mcp::era`] is the 2026-07-28 revision beside the
+//!   handshake era: which era a message asks for, the revision's checks and errors (-32020,
+//!   -32022, -32602, -32601/404), `server/discover`, and the dress of its results
+//!   (`resultType`, `ttlMs`/`cacheScope`, the server's identity); a transport marks the session
+//!   copy of a checked request [`mcp::Session::modern`] and [`mcp::handle`] answers in that era.
 //! - [`dashboard`]: `static/` (`index.html`, `style.css`, `app.js`: plain HTML/CSS/JS, no build
 //!   step) embedded with `include_bytes!`. The page lists channels from `/api/state` (every 5 s
 //!   and after live messages), follows the selected channel over `/events/channel/…` with
@@ -211,13 +218,35 @@
 //!   call runs on its own thread ([`mcp::spawn`]), off the request workers, and a stream thread
 //!   writes each notification as it happens, keep-alives while it waits, and the result last.
 //! - `/mcp` sessions idle for 30 minutes are dropped when next touched (and swept whenever a
-//!   session is created); the legacy-SSE and `/mcp` GET streams each count against
-//!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
+//!   session is created); the legacy-SSE, `/mcp` GET and `subscriptions/listen` streams each
+//!   count against `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
+//! - MCP 2026-07-28 (the stateless revision) is served beside the handshake era on `/mcp` and
+//!   `--stdio`, chosen per request: a request whose `_meta` names a protocol version, whose
+//!   method exists only in that revision (`server/discover`, `subscriptions/listen`) or (HTTP)
+//!   whose `MCP-Protocol-Version` is not a handshake version is checked by `mcp::era::check` and
+//!   run on a session copy marked modern (no session is created or looked up; a stray
+//!   `Mcp-Session-Id` is ignored); everything else, `initialize` first, is the handshake era
+//!   exactly as before. `/sse` stays handshake-only. Decisions: `server/discover` and -32022 list
+//!   every revision we serve, newest first (2026-07-28 statelessly, the rest through
+//!   `initialize`); `server/discover` and `tools/list` are `cacheScope: public` (the tool table
+//!   holds nothing per user) with `ttlMs` one hour (it is fixed for a process's life; the hour
+//!   bounds how long an upgrade goes unseen); an unknown tool stays an `isError` result as the
+//!   contract says, not -32602; other JSON-RPC errors of a modern request are 400 (-32600,
+//!   -32602, -32700, -320xx), 404 (-32601) or 200. Log messages go only to a request that
+//!   opted in with `io.modelcontextprotocol/logLevel`. `subscriptions/listen` is acknowledged
+//!   with an empty filter (our tool list never changes; we have no prompts or resources) and
+//!   then carries nothing: over HTTP a stream thread writes keep-alives, counts against
+//!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`, and ends with the graceful result when the relay stops;
+//!   on stdio it holds no state, and `notifications/cancelled` for it needs nothing. GET and
+//!   DELETE naming the modern version are 405. `Settings::modern_era` turns the revision off
+//!   for a process (one that pushes into Claude Code, which refuses pushes on 2026-07-28
+//!   connections, must stay on the handshake era): its modern requests then get the handshake
+//!   era's answers, so clients fall back to `initialize`.
 //! - A storage failure other than "busy" (disk full, I/O error) answers 503 with a JSON error
 //!   and is logged on stderr; it never becomes a 500.
 //! - SIGTERM/SIGINT is a graceful stop: the listener closes at once; every wait ends with its
-//!   normal result, every stream (event, `/sse`, `/mcp` GET and streamed calls) writes its final
-//!   chunk; requests in progress (counted from the arrival of their head until answered) finish
+//!   normal result, every stream (event, `/sse`, `/mcp` GET, `subscriptions/listen` and streamed
+//!   calls) writes its final chunk; requests in progress (counted from the arrival of their head until answered) finish
 //!   within 4 s; the write-ahead log is checkpointed (TRUNCATE); the process exits 0.
 //! - A request head must arrive within 10 s of its first byte (408, then closed; slow-loris),
 //!   with lines of at most 16 KiB and at most 128 header lines (400). At most

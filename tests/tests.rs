@@ -10,6 +10,7 @@ mod conformance;
 mod corpus;
 mod dashboard;
 mod delivery;
+mod eras;
 mod events;
 mod faults;
 mod limits;

@@ -788,6 +788,15 @@ impl Drop for PushSession {
     }
 }
 
+/// A 2026-07-28 `server/discover` request, with the revision's per-request `_meta`.
+fn modern_discover(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "server/discover", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }}})
+}
+
 #[test]
 fn stdio_push_declares_the_channel_capability_and_pushes_each_message_from_others_once() {
     let relay = Relay::start(&[], &[]);
@@ -814,7 +823,7 @@ fn stdio_push_declares_the_channel_capability_and_pushes_each_message_from_other
     );
     assert_eq!(init["result"]["protocolVersion"], "2025-06-18");
     // The handshake era: no discovery of the 2026-07-28 revision.
-    s.send(json!({"jsonrpc":"2.0","id":2,"method":"server/discover"}));
+    s.send(modern_discover(2));
     assert_eq!(s.next()["error"]["code"], -32601);
     s.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
     let n = s.notification();
@@ -850,6 +859,9 @@ fn stdio_push_declares_the_channel_capability_and_pushes_each_message_from_other
     assert!(plain.next()["result"]["capabilities"]
         .get("experimental")
         .is_none());
+    // ... and such a session serves the 2026-07-28 era too, which a --push one refuses above.
+    plain.send(modern_discover(2));
+    assert!(plain.next().get("result").is_some());
     // --push needs --consumer, and --stdio.
     let dir = TempDir::new();
     let out = crate::support::run(&["--stdio", "--push", "x"], &[], dir.path());

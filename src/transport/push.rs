@@ -7,8 +7,9 @@
 //! and messages that came while no session ran are pushed when the next one starts.
 //!
 //! Claude Code keeps channel notifications behind a flag and refuses them on connections that
-//! negotiated the 2026-07-28 revision; the server stays on the handshake era (it never offers
-//! that revision, and `server/discover` is -32601), so a client that has the flag on takes them.
+//! negotiated the 2026-07-28 revision; a `--push` session therefore serves the handshake era
+//! only ([`crate::transport::stdio`] treats every request as handshake-era, so
+//! `server/discover` is -32601), and a client that has the flag on takes them.
 
 use crate::relay::{Cursor, Relay};
 use serde_json::{json, Value};
