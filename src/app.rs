@@ -185,6 +185,7 @@ fn run_stdio(config: &Config) -> Result<(), String> {
         stdin.lock(),
         std::io::stdout(),
         config.limits.max_request_bytes,
+        config.push.clone(),
     )
     .map_err(|e| format!("stdio: {e}"))
 }

@@ -52,6 +52,12 @@
 //!   channel's event stream on its own threads, `ui` draws. The terminal is restored on every
 //!   exit path, panics included. Without the feature, `claude-bridge tui` exits 2 with one line
 //!   saying how to get it.
+//!   `client::wake` is `claude-bridge wake CHANNEL... --consumer ID`, the `asyncRewake` hook
+//!   that wakes an idle Claude Code session (a long-poll thread per channel, delivery
+//!   acknowledged on the consumer's cursor, then printed to stderr with exit 2);
+//!   `client::setup` is `claude-bridge setup claude-code` (the wake hooks and the MCP server
+//!   entry merged into Claude Code's settings) and `claude-bridge auth-header` (that entry's
+//!   header helper). Their words are parsed in `cli::wake` and `cli::setup`.
 //! - [`metrics`]: counters and the Prometheus text of `GET /metrics` (requests by route label
 //!   and status, sends, busy answers; gauges read at scrape time). `/metrics` and the readiness
 //!   check `GET /api/ready` (a write transaction opened and rolled back) need the token like the
@@ -65,6 +71,9 @@
 //!   streams on their own threads) and `streamable` (Streamable HTTP at `/mcp`: sessions, header
 //!   checks, GET stream, DELETE, stateless mode; 2026-07-28 requests and their
 //!   `subscriptions/listen` streams). `stdio` and `streamable` choose the era per message.
+//!   `push`: channel push for `--stdio --push` (the `claude/channel` capability and a thread
+//!   per channel sending `notifications/claude/channel`, delivery recorded like `wake`'s); such
+//!   a session serves the handshake era only.
 //! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch with the panic boundary,
 //!   `initialize` negotiation, [`mcp::spawn`] (the one way a call runs off the request path),
 //!   the tool table (`mcp/tools`: each tool once with its schema, whether it may wait, and its
@@ -142,6 +151,34 @@
 //!
 //! ## Decisions where the spec is silent
 //!
+//! - Waking idle agents (issue 16). Delivery to an agent is the consumer cursor of
+//!   `POST /api/ack`: `wake` and `--push` give a message once per consumer id, so the two paths
+//!   (or two machines) sharing one consumer id never give it twice, and what came while nothing
+//!   waited is given next time. `wake` acknowledges before it prints (a crash between the two
+//!   loses the notice, never repeats it); `--push` writes the notification first and then
+//!   acknowledges (its client can vanish mid-write). Messages whose sender is `--self` (default:
+//!   the consumer id) are acknowledged unseen. `wake` exits 2 only with messages: usage errors
+//!   and refusals (401/403, a 4xx on its arguments) exit 1, since exit 2 from an `asyncRewake`
+//!   hook hands stderr to the model and a Stop hook failing that way would wake it after every
+//!   turn; transient failures (no connection, 5xx, 408/429) are retried every 250 ms doubling
+//!   to 2 s and never printed (stderr before a delivery would reach the model with it). It
+//!   shows messages of all its channels in `seq` order within `--max-bytes` (16 KiB): the first
+//!   always, cut with a note when alone over the budget; the rest stay unacknowledged and come
+//!   with the waiter the Stop hook starts right after the turn (the notice says so). Peer text
+//!   sits between `<peer-message nonce=…>` tags whose random nonce its author cannot know.
+//!   The single-waiter lock is `flock` on `claude-bridge-wake-<hash of URL and consumer>.lock`
+//!   in `$XDG_RUNTIME_DIR`, else in `<temp>/claude-bridge-<uid>/` (created 0700; refused when
+//!   another user owns it or others may write to it). A waiter ends (exit 0) within
+//!   a second when its parent, or the session above a hook shell, is gone. Only `http://`
+//!   relays (the scripting client has no TLS).
+//! - `setup claude-code` writes to `local` scope by default (hooks in
+//!   `.claude/settings.local.json`, the MCP entry under `~/.claude.json`'s project), since a
+//!   consumer id belongs to one person's machine. Its hooks are recognised for replacement by
+//!   the command `<this binary> wake … --consumer <id> …`; other hooks are kept. A token file is
+//!   named by absolute path; the MCP entry reads it through `headersHelper` (Claude Code runs a
+//!   project's helper only in a folder whose trust dialog was accepted). `--print` prints only
+//!   the hooks (Claude Code's settings carry no MCP servers) and names the `claude mcp add-json`
+//!   line on stderr.
 //! - Bind addresses are numeric (a static binary cannot rely on a resolver); `localhost` is
 //!   accepted and means 127.0.0.1.
 //! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops

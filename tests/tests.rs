@@ -26,3 +26,4 @@ mod queue;
 mod tls;
 #[cfg(feature = "tui")]
 mod tui;
+mod wake;

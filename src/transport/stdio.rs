@@ -36,8 +36,10 @@ pub fn serve(
     mut input: impl BufRead,
     output: impl Write + Send + 'static,
     max_line: usize,
+    mut push: Option<crate::transport::push::Push>,
 ) -> std::io::Result<()> {
     let output: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(output));
+    let handshake_only = push.is_some();
     let mut session = Session::default();
     let mut line = Vec::new();
     let mut running = Vec::new();
@@ -58,8 +60,13 @@ pub fn serve(
                 None
             } else {
                 let parsed = crate::json::parse_body(text);
+                // A `--push` session stays on the handshake era: Claude Code refuses channel
+                // notifications on a 2026-07-28 connection.
                 let modern = parsed.as_ref().is_ok_and(|m| {
-                    relay.settings.modern_era && m.get("id").is_some() && era::is_modern(m, None)
+                    relay.settings.modern_era
+                        && !handshake_only
+                        && m.get("id").is_some()
+                        && era::is_modern(m, None)
                 });
                 let method = parsed
                     .as_ref()
@@ -127,9 +134,13 @@ pub fn serve(
                     Ok(msg) => {
                         let out = Arc::clone(&output);
                         let state = if modern { &mut copy } else { &mut session };
-                        mcp::handle(&relay, state, &msg, &mut |n| {
+                        let mut reply = mcp::handle(&relay, state, &msg, &mut |n| {
                             let _ = send_line(&*out, &n);
-                        })
+                        });
+                        if push.is_some() {
+                            push_step(&relay, &output, &msg, reply.as_mut(), &mut push);
+                        }
+                        reply
                     }
                     Err(_) => Some(mcp::error(
                         Value::Null,
@@ -151,6 +162,34 @@ pub fn serve(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Channel push (`--push`): declare the capability in the `initialize` reply, and start
+/// pushing once the client says `notifications/initialized` (taking `push`, so only once).
+fn push_step(
+    relay: &Arc<Relay>,
+    output: &Arc<Mutex<dyn Write + Send>>,
+    msg: &Value,
+    reply: Option<&mut Value>,
+    push: &mut Option<crate::transport::push::Push>,
+) {
+    match msg.get("method").and_then(Value::as_str) {
+        Some("initialize") => {
+            if let Some(r) = reply {
+                crate::transport::push::declare(r);
+            }
+        }
+        Some("notifications/initialized") => {
+            if let Some(p) = push.take() {
+                let out = Arc::clone(output);
+                p.start(
+                    relay,
+                    Arc::new(move |n: &Value| send_line(&*out, n).is_ok()),
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Read one line (without its newline) into `line`, keeping at most `max` bytes. Returns
@@ -242,7 +281,14 @@ mod tests {
                 Ok(())
             }
         }
-        serve(relay, input.as_bytes(), Sink(Arc::clone(&out)), 1 << 20).unwrap();
+        serve(
+            relay,
+            input.as_bytes(),
+            Sink(Arc::clone(&out)),
+            1 << 20,
+            None,
+        )
+        .unwrap();
         let _ = std::fs::remove_dir_all(dir);
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         text.lines()
