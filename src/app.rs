@@ -34,6 +34,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let mcp = crate::transport::streamable::Sessions::new(
         config.limits.stateless_http,
         config.limits.max_mcp_streams,
+        config.limits.max_mcp_sessions,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
     let events = crate::events::Subscribers::new(
@@ -42,10 +43,13 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.sse_replay_limit,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
-    let logins = Arc::new(crate::login::Logins::new(std::time::Duration::from_secs(
-        config.limits.session_ttl_seconds,
-    )));
-    let parked = crate::parked::Parked::start(relay.clone())
+    let logins = Arc::new(crate::login::Logins::new(
+        std::time::Duration::from_secs(config.limits.session_ttl_seconds),
+        config.limits.max_logins,
+    ));
+    // At most one parked wait per connection the relay reads at once (one each for a fleet of
+    // agents; a pipelining client cannot park more than that).
+    let parked = crate::parked::Parked::start(relay.clone(), config.limits.max_connections)
         .map_err(|e| format!("cannot start the wait runners: {e}"))?;
     let waking = Arc::clone(&relay);
     let hangups = crate::hangups::Hangups::start(move || waking.wake_all())
@@ -65,7 +69,7 @@ pub fn run(config: Config) -> Result<(), String> {
     });
     // Descriptors first: once the server exists, a connection flood may take them all.
     let signals = http::signals()?;
-    let server = http::server(listener, tls, ctx.config.limits.max_connections)?;
+    let server = http::server(listener, tls, &ctx.config.limits)?;
     // Printed after binding, so a reader may connect as soon as it sees it.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{banner}");
@@ -129,11 +133,17 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             retention_days: config.retention_days,
             audit_enabled: config.audit_log,
             conformance_fixtures: config.limits.conformance_fixtures,
+            modern_era: true,
             default_lease_seconds: config.limits.default_lease_seconds,
             max_lease_seconds: config.limits.max_lease_seconds,
             default_max_attempts: config.limits.default_max_attempts,
         },
     ));
+    relay.limit_waiting(config.limits.max_waiting);
+    relay.limit_audit(
+        config.limits.audit_detail_bytes,
+        config.limits.audit_fold_seconds,
+    );
     // Messages and clears committed by other processes on the same file wake this process's
     // waiters and event subscribers on those channels.
     relay
@@ -198,6 +208,7 @@ fn run_stdio(config: &Config) -> Result<(), String> {
         stdin.lock(),
         std::io::stdout(),
         config.limits.max_request_bytes,
+        config.push.clone(),
     )
     .map_err(|e| format!("stdio: {e}"))
 }

@@ -69,16 +69,21 @@ struct State {
 /// The registry of parked waits and its runners.
 pub struct Parked {
     hub: Arc<dyn Wakes>,
+    /// The most waits parked at once (the relay's connection cap): a parked wait holds no
+    /// thread, but a client may pipeline any number of them over one connection.
+    max: usize,
     state: Mutex<State>,
     cond: Condvar,
 }
 
 impl Parked {
     /// Start the runners and listen to `hub`.
-    /// `hub` is anything that holds the hub (the relay, or a hub alone).
-    pub fn start(hub: Arc<dyn Wakes>) -> std::io::Result<Arc<Parked>> {
+    /// `hub` is anything that holds the hub (the relay, or a hub alone); at most `max` waits
+    /// are parked at once.
+    pub fn start(hub: Arc<dyn Wakes>, max: usize) -> std::io::Result<Arc<Parked>> {
         let parked = Arc::new(Parked {
             hub: Arc::clone(&hub),
+            max,
             state: Mutex::new(State::default()),
             cond: Condvar::new(),
         });
@@ -112,8 +117,21 @@ impl Parked {
         self.len() == 0
     }
 
-    /// Park a wait (see the module invariant).
-    pub fn park(&self, wait: Wait) {
+    /// Park a wait (see the module invariant); `Err` gives it back when `max` are parked
+    /// already (the caller answers "busy").
+    pub fn park(&self, wait: Wait) -> Result<(), Box<Wait>> {
+        let mut s = self.lock();
+        if s.waits.len() >= self.max {
+            return Err(Box::new(wait));
+        }
+        self.insert(&mut s, wait);
+        drop(s);
+        self.cond.notify_one();
+        Ok(())
+    }
+
+    /// Park again a wait that was parked (it keeps its place in the count).
+    fn repark(&self, wait: Wait) {
         let mut s = self.lock();
         self.insert(&mut s, wait);
         drop(s);
@@ -145,8 +163,8 @@ impl Parked {
     }
 
     fn queue_expired(s: &mut State, id: u64) {
-        if !s.queued.contains_key(&id) {
-            s.queued.insert(id, false);
+        if let std::collections::hash_map::Entry::Vacant(e) = s.queued.entry(id) {
+            e.insert(false);
             s.expired.push_back(id);
         }
     }
@@ -251,7 +269,7 @@ impl Parked {
                 Some(reply) => (wait.answer)(reply),
                 None => {
                     wait.ticket = ticket;
-                    self.park(wait);
+                    self.repark(wait);
                 }
             }
         }
@@ -290,12 +308,16 @@ mod tests {
     #[test]
     fn a_publish_answers_only_its_channel_and_deadlines_answer_the_rest() {
         let hub = Arc::new(Hub::new());
-        let parked = Parked::start(hub.clone()).unwrap();
+        let parked = Parked::start(hub.clone(), 100_000).unwrap();
         let (tx, rx) = mpsc::channel();
         let has_a = Arc::new(AtomicBool::new(false));
         let has_b = Arc::new(AtomicBool::new(false));
-        parked.park(wait(&hub, "a", 60_000, Arc::clone(&has_a), tx.clone()));
-        parked.park(wait(&hub, "b", 300, Arc::clone(&has_b), tx.clone()));
+        assert!(parked
+            .park(wait(&hub, "a", 60_000, Arc::clone(&has_a), tx.clone()))
+            .is_ok());
+        assert!(parked
+            .park(wait(&hub, "b", 300, Arc::clone(&has_b), tx.clone()))
+            .is_ok());
         has_a.store(true, Ordering::SeqCst);
         hub.publish("a");
         assert_eq!(
@@ -313,14 +335,14 @@ mod tests {
     #[test]
     fn a_publish_between_the_ticket_and_parking_is_not_missed() {
         let hub = Arc::new(Hub::new());
-        let parked = Parked::start(hub.clone()).unwrap();
+        let parked = Parked::start(hub.clone(), 100_000).unwrap();
         let (tx, rx) = mpsc::channel();
         let has = Arc::new(AtomicBool::new(false));
         let w = wait(&hub, "x", 60_000, Arc::clone(&has), tx);
         // The "read" found nothing; then a message lands and is published before parking.
         has.store(true, Ordering::SeqCst);
         hub.publish("x");
-        parked.park(w);
+        assert!(parked.park(w).is_ok());
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(10)).unwrap(),
             ("x".into(), true)
@@ -332,7 +354,7 @@ mod tests {
         // 2,000 waits armed together time out together, each last look slow (1 ms); a publish
         // meanwhile is looked at next, not after the whole burst.
         let hub = Arc::new(Hub::new());
-        let parked = Parked::start(hub.clone()).unwrap();
+        let parked = Parked::start(hub.clone(), 100_000).unwrap();
         let (tx, rx) = mpsc::channel();
         let never = Arc::new(AtomicBool::new(false));
         for _ in 0..2000 {
@@ -342,10 +364,12 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(1));
                 inner(last)
             });
-            parked.park(w);
+            assert!(parked.park(w).is_ok());
         }
         let hot = Arc::new(AtomicBool::new(false));
-        parked.park(wait(&hub, "hot", 60_000, Arc::clone(&hot), tx));
+        assert!(parked
+            .park(wait(&hub, "hot", 60_000, Arc::clone(&hot), tx))
+            .is_ok());
         // The burst has begun: publish on the hot channel.
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap().0, "cold");
         hot.store(true, Ordering::SeqCst);
@@ -358,16 +382,40 @@ mod tests {
     }
 
     #[test]
+    fn at_most_max_waits_are_parked() {
+        let hub = Arc::new(Hub::new());
+        let parked = Parked::start(hub.clone(), 3).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let never = Arc::new(AtomicBool::new(false));
+        for _ in 0..3 {
+            assert!(parked
+                .park(wait(&hub, "m", 60_000, Arc::clone(&never), tx.clone()))
+                .is_ok());
+        }
+        let refused = parked.park(wait(&hub, "m", 60_000, Arc::clone(&never), tx.clone()));
+        assert!(refused.is_err(), "the fourth is refused");
+        // One ends (a publish with news): there is room again.
+        never.store(true, Ordering::SeqCst);
+        hub.publish("m");
+        for _ in 0..3 {
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        assert!(parked.park(wait(&hub, "m", 60_000, never, tx)).is_ok());
+    }
+
+    #[test]
     fn a_gone_client_is_dropped_unanswered_and_shutdown_answers_everyone() {
         let hub = Arc::new(Hub::new());
-        let parked = Parked::start(hub.clone()).unwrap();
+        let parked = Parked::start(hub.clone(), 100_000).unwrap();
         let (tx, rx) = mpsc::channel();
         let never = Arc::new(AtomicBool::new(false));
         let w = wait(&hub, "g", 60_000, Arc::clone(&never), tx.clone());
         let gone = Arc::clone(&w.gone);
-        parked.park(w);
+        assert!(parked.park(w).is_ok());
         for _ in 0..100 {
-            parked.park(wait(&hub, "s", 60_000, Arc::clone(&never), tx.clone()));
+            assert!(parked
+                .park(wait(&hub, "s", 60_000, Arc::clone(&never), tx.clone()))
+                .is_ok());
         }
         gone.store(true, Ordering::SeqCst);
         hub.wake_all();

@@ -464,6 +464,62 @@ fn three_thousand_waiting_agents_on_keep_alive_connections_hold_no_thread_each()
 }
 
 #[test]
+fn parked_waits_are_capped_at_the_connection_cap() {
+    // A parked wait holds no thread, but a client may pipeline any number over one connection:
+    // at most CLAUDE_BRIDGE_MAX_CONNECTIONS are parked at once. Nine waits pipelined on one
+    // connection under a cap of 8: eight time out normally, the ninth is refused (503).
+    use std::io::Write;
+    let r = Relay::start(&[], &[("CLAUDE_BRIDGE_MAX_CONNECTIONS", "8")]);
+    let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    for i in 0..9 {
+        write!(
+            s,
+            "GET /api/wait?channel=cap:p&consumer_id=c{i}&timeout_seconds=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .unwrap();
+    }
+    let mut rd = std::io::BufReader::new(s);
+    let statuses: Vec<u16> = (0..9)
+        .map(|_| {
+            crate::support::read_response(&mut rd, false)
+                .unwrap()
+                .status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 503]);
+}
+
+#[test]
+fn a_long_poll_longer_than_the_idle_timeout_keeps_its_connection() {
+    // The connection of a parked wait is parked too; its 30 s idle timeout counts from the end
+    // of the wait, not its start: a 31 s wait is answered and the connection serves the next.
+    use std::io::Write;
+    let r = Relay::start(&[], &[]);
+    let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    s.write_all(b"GET /api/wait?channel=long:p&consumer_id=c&timeout_seconds=31 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut rd = std::io::BufReader::new(s);
+    let first = crate::support::read_response(&mut rd, false).unwrap();
+    assert_eq!(
+        (first.status, first.json()["timed_out"].clone()),
+        (200, json!(true))
+    );
+    rd.get_mut()
+        .write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        crate::support::read_response(&mut rd, false)
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
 fn a_send_by_a_stdio_process_wakes_an_http_waiter_within_100_ms() {
     use std::io::{BufRead, Write};
     let r = Relay::start(&[], &[]);

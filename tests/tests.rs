@@ -10,8 +10,10 @@ mod conformance;
 mod corpus;
 mod dashboard;
 mod delivery;
+mod eras;
 mod events;
 mod faults;
+mod hardening;
 mod limits;
 mod login;
 mod malformed;
@@ -24,3 +26,4 @@ mod queue;
 mod tls;
 #[cfg(feature = "tui")]
 mod tui;
+mod wake;

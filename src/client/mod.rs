@@ -6,8 +6,10 @@
 //! event streams read event by event.
 
 pub mod scripting;
+pub mod setup;
 #[cfg(feature = "tui")]
 pub mod tui;
+pub mod wake;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

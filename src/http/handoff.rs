@@ -118,9 +118,15 @@ pub(super) fn start_deferred(
     outer: Reply,
     later: crate::wire::Deferred,
     hangups: &Arc<crate::hangups::Hangups>,
-    busy: Busy,
+    busy: (Busy, crate::relay::WaitSlot),
 ) {
     let head_only = *rq.method() == Method::Head;
+    // A body left unread ends the connection after the answer (tiny_http closes it).
+    let close = if rq.body_pending() {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
     let watch = rq.connection().map(|c| hangups.watch(c));
     let mut writer = rq.into_writer();
     let spawned = thread::Builder::new()
@@ -139,7 +145,7 @@ pub(super) fn start_deferred(
             }
             let mut headers = outer.headers;
             headers.extend(inner.headers);
-            let length = format!("Content-Length: {}\r\n", inner.body.len());
+            let length = format!("Content-Length: {}\r\n{close}", inner.body.len());
             let mut bytes = head(inner.status, &headers, &length).into_bytes();
             if !head_only {
                 bytes.extend_from_slice(&inner.body);
@@ -170,8 +176,18 @@ pub(super) fn start_parked(
         mut check,
     } = parked;
     let connection = rq.connection();
-    let plain = !rq.secure() && connection.as_ref().and_then(|c| c.tcp()).is_some();
+    // A body left unread ends the connection after the answer: the thread path says so.
+    let plain =
+        !rq.secure() && !rq.body_pending() && connection.as_ref().and_then(|c| c.tcp()).is_some();
     let (Some(connection), true) = (connection, plain) else {
+        // On a thread of its own, counted against the waiting cap like every such thread.
+        let Some(slot) = ctx.relay.wait_slot() else {
+            let busy =
+                Reply::error(503, crate::mcp::TOO_MANY_WAITING).with_header("Retry-After", "1");
+            let busy = super::policy::finish(&ctx.config, &rq, busy);
+            super::write_whole(rq, busy);
+            return;
+        };
         let relay = Arc::clone(&ctx.relay);
         let later: crate::wire::Deferred = Box::new(move |gone| {
             let mut ticket = ticket;
@@ -190,7 +206,7 @@ pub(super) fn start_parked(
                 }
             }
         });
-        start_deferred(rq, outer, later, &ctx.hangups, busy);
+        start_deferred(rq, outer, later, &ctx.hangups, (busy, slot));
         return;
     };
     let head_only = *rq.method() == Method::Head;
@@ -231,7 +247,7 @@ pub(super) fn start_parked(
             eprintln!("warning: cannot start a thread to finish a reply: {e}");
         }
     });
-    ctx.parked.park(crate::parked::Wait {
+    let parked = ctx.parked.park(crate::parked::Wait {
         channel,
         ticket,
         deadline,
@@ -239,6 +255,11 @@ pub(super) fn start_parked(
         check,
         answer,
     });
+    if let Err(wait) = parked {
+        // As many waits are parked as the relay reads connections: busy, retry shortly.
+        let busy = Reply::error(503, crate::mcp::TOO_MANY_WAITING).with_header("Retry-After", "1");
+        (wait.answer)(busy);
+    }
 }
 
 /// Write as much of `bytes` as the socket takes without waiting; returns how much that was.

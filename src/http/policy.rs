@@ -5,7 +5,6 @@
 use super::Ctx;
 use crate::config::Config;
 use crate::wire::{all, header, Reply};
-use constant_time_eq::constant_time_eq;
 use std::io::Read;
 use std::net::SocketAddr;
 use tiny_http::{Header, Method, Request};
@@ -78,7 +77,7 @@ pub(super) fn preflight(cfg: &Config, headers: &[Header]) -> Reply {
         .with_header(
             "Access-Control-Allow-Headers",
             "Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, \
-         Accept, Accept-Language, Content-Language",
+         Mcp-Method, Mcp-Name, Accept, Accept-Language, Content-Language",
         )
         .with_header("Access-Control-Max-Age", "600")
 }
@@ -211,8 +210,7 @@ pub(super) fn authenticate(
                     .is_some_and(|c| ctx.logins.valid(c)),
                 [one] => match one.split_once(' ') {
                     Some((scheme, cred)) => {
-                        scheme.eq_ignore_ascii_case("bearer")
-                            && constant_time_eq(cred.as_bytes(), token.as_bytes())
+                        scheme.eq_ignore_ascii_case("bearer") && token_matches(cred, token)
                     }
                     None => false,
                 },
@@ -231,12 +229,20 @@ pub(super) fn authenticate(
     }
 }
 
-/// Read the body within `max` bytes, checking the framing headers first (`http-api.md` §2.6).
-pub(super) fn read_body(
-    rq: &mut Request,
-    headers: &[Header],
-    max: usize,
-) -> Result<Vec<u8>, Reply> {
+/// Whether a presented credential is the token, in time that depends on neither the token nor
+/// how much of it a guess gets right, its length included: both are hashed to 32 bytes (SHA-256)
+/// and the digests compared in constant time. A plain comparison (`constant_time_eq` on the raw
+/// bytes included) returns at once when the lengths differ, which tells a guesser the length.
+fn token_matches(given: &str, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    let token: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    constant_time_eq::constant_time_eq_32(&given, &token)
+}
+
+/// Check the framing headers of a body of at most `max` bytes (`http-api.md` §2.6), reading
+/// nothing.
+pub(super) fn check_framing(headers: &[Header], max: usize) -> Result<(), Reply> {
     let lengths = all(headers, "Content-Length");
     let encodings = all(headers, "Transfer-Encoding");
     if lengths.len() > 1 {
@@ -262,6 +268,12 @@ pub(super) fn read_body(
             return Err(Reply::error(413, "request body too large"));
         }
     }
+    Ok(())
+}
+
+/// Read the body (its framing already checked) within `max` bytes: refused as soon as the limit
+/// is crossed, or when the body does not arrive within the body deadline.
+pub(super) fn read_body(rq: &mut Request, max: usize) -> Result<Vec<u8>, Reply> {
     let mut body = Vec::new();
     match rq.as_reader().take(max as u64 + 1).read_to_end(&mut body) {
         Ok(_) if body.len() > max => Err(Reply::error(413, "request body too large")),
@@ -273,6 +285,23 @@ pub(super) fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_match_only_themselves_whatever_the_length() {
+        let token = "s3cret-token";
+        assert!(token_matches(token, token));
+        let long = "x".repeat(4096);
+        for guess in [
+            "",
+            "s",
+            "s3cret-toke",
+            "s3cret-tokenX",
+            "S3cret-token",
+            &long,
+        ] {
+            assert!(!token_matches(guess, token), "{guess:?}");
+        }
+    }
 
     #[test]
     fn host_parsing() {

@@ -9,6 +9,7 @@
 //! - A call that may block ([`may_stream`]) runs off the request path, on a thread of its own
 //!   started by [`spawn`], on every transport.
 
+pub mod era;
 mod fixtures;
 mod schema;
 mod tools;
@@ -49,9 +50,15 @@ pub struct Session {
     pub version: Option<String>,
     /// Tool calls in flight, by request id (as JSON text): set a flag to cancel one.
     pub in_flight: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
-    /// Set by a transport that watches the client's connection for the one call this copy
-    /// runs: raised when the client leaves, it cancels the call (not shared between clones).
+    /// The cancel flag of the one call this copy runs, when the transport made it: one that
+    /// watches the client's connection raises it when the client leaves; stdio registers it in
+    /// `in_flight` before the call starts, so a cancellation read next finds it (not shared
+    /// between clones).
     pub hangup: Option<Arc<AtomicBool>>,
+    /// This copy serves one 2026-07-28 request ([`era`]): set by the transport after
+    /// [`era::check`] passed, it makes [`handle`] answer in that era (not shared between clones
+    /// of a session; a handshake session never has it).
+    pub modern: bool,
 }
 
 impl Session {
@@ -92,19 +99,29 @@ pub enum Out {
 /// bodies were parsed on the 2 MiB workers, stored content is parsed without recursion).
 const CALL_STACK: usize = 256 * 1024;
 
+/// Why [`spawn`] refused a call: the most calls are waiting already.
+pub const TOO_MANY_WAITING: &str = "too many calls are waiting; retry later";
+
 /// Run one message on a thread of its own, feeding what it produces to `out`: the one way every
 /// transport runs a call off the request path (the panic boundary is in [`handle`]). An error
-/// means the thread could not be started; the message was not handled.
+/// means the thread could not be started, or (`WouldBlock`) the most calls are waiting
+/// already ([`Relay::wait_slot`]); the message was not handled.
 pub fn spawn(
     relay: Arc<Relay>,
     mut session: Session,
     msg: Value,
     mut out: impl FnMut(Out) + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // Counted against the waiting cap: a client may send any number of such calls over one
+    // connection or pipe, and each costs a thread.
+    let slot = relay
+        .wait_slot()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::WouldBlock, TOO_MANY_WAITING))?;
     std::thread::Builder::new()
         .name("mcp-call".into())
         .stack_size(CALL_STACK)
         .spawn(move || {
+            let _slot = slot;
             let reply = handle(&relay, &mut session, &msg, &mut |n| out(Out::Note(n)));
             if let Some(r) = reply {
                 out(Out::Reply(r));
@@ -121,16 +138,24 @@ fn result(id: Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
-/// Handle one parsed JSON-RPC message. Returns the response to send, if any; notifications the
-/// call emits on the way (progress, log messages) go to `notify`, to be sent before it. A call
-/// that panics is answered with a JSON-RPC internal error (the bug is logged on stderr).
+/// Handle one parsed JSON-RPC message, in the era `session` says ([`Session::modern`]). Returns
+/// the response to send, if any; notifications the call emits on the way (progress, log
+/// messages) go to `notify`, to be sent before it. A call that panics is answered with a
+/// JSON-RPC internal error (the bug is logged on stderr).
 pub fn handle(
     relay: &Relay,
     session: &mut Session,
     msg: &Value,
     notify: &mut dyn FnMut(Value),
 ) -> Option<Value> {
-    catch_unwind(AssertUnwindSafe(|| dispatch(relay, session, msg, notify))).unwrap_or_else(|_| {
+    catch_unwind(AssertUnwindSafe(|| {
+        if session.modern {
+            era::respond(relay, session, msg, notify)
+        } else {
+            dispatch(relay, session, msg, notify)
+        }
+    }))
+    .unwrap_or_else(|_| {
         eprintln!("error: an MCP call panicked; answered with an internal error");
         let id = msg.get("id").filter(|id| id.is_string() || id.is_number());
         Some(error(
@@ -330,6 +355,7 @@ mod tests {
             retention_days: 0,
             audit_enabled: false,
             conformance_fixtures: false,
+            modern_era: true,
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,

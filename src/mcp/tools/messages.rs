@@ -188,7 +188,7 @@ pub(super) fn send(relay: &Relay, args: &Map<String, Value>) -> Outcome {
 }
 
 /// How long a wait may block before it reports progress (when asked to).
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+pub(super) const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub(super) fn wait(
     relay: &Relay,

@@ -108,7 +108,7 @@ pub static TOOLS: [Tool; 13] = [
         name: "bridge_claim",
         definition: tasks::claim_def,
         waits: Waits::When("wait_seconds"),
-        run: |c| tasks::claim(c.relay, c.args, c.cancel),
+        run: |c| tasks::claim(c.relay, c.args, c.progress_token, c.notify, c.cancel),
     },
     Tool {
         name: "bridge_complete",

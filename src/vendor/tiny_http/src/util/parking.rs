@@ -11,7 +11,9 @@
 //! one `epoll` set watched by one thread. When the socket turns readable (a request, or the
 //! peer closing) the connection is handed back to the pool and read as before. A connection
 //! parked for longer than its socket's read timeout is closed, as the blocked `read()` would
-//! have timed out. TLS connections are not parked (the TLS layer may hold decrypted bytes the
+//! have timed out, except while its last request is still being answered (a long-poll): then
+//! its idle time starts over (a new connection that has sent nothing is closed at its silent
+//! deadline). TLS connections are not parked (the TLS layer may hold decrypted bytes the
 //! socket does not show).
 
 #![allow(unsafe_code)]
@@ -31,7 +33,11 @@ type Resume = Box<dyn FnOnce() + Send>;
 
 struct Parked {
     fd: RawFd,
+    idle: Option<Duration>,
     until: Option<Instant>,
+    /// Whether a request of the connection is still being answered (a long-poll): its idle
+    /// time starts when that is done.
+    busy: Box<dyn Fn() -> bool + Send>,
     resume: Resume,
 }
 
@@ -77,7 +83,13 @@ impl Parking {
     /// Park the connection on `fd` until it is readable (then `resume` runs on the pool) or
     /// `idle` has passed (then `resume` is dropped, closing it). `resume` owns the connection,
     /// so `fd` stays open while it is parked.
-    pub fn park(&self, fd: RawFd, idle: Option<Duration>, resume: Resume) {
+    pub fn park(
+        &self,
+        fd: RawFd,
+        idle: Option<Duration>,
+        busy: Box<dyn Fn() -> bool + Send>,
+        resume: Resume,
+    ) {
         let token = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut parked = self.lock();
         let mut ev = libc::epoll_event {
@@ -96,7 +108,9 @@ impl Parking {
             token,
             Parked {
                 fd,
+                idle,
                 until: idle.map(|d| Instant::now() + d),
+                busy,
                 resume,
             },
         );
@@ -141,11 +155,17 @@ impl Parking {
                 let now = Instant::now();
                 let expired: Vec<Parked> = {
                     let mut parked = self.lock();
-                    let tokens: Vec<u64> = parked
-                        .iter()
-                        .filter(|(_, p)| p.until.is_some_and(|u| u <= now))
-                        .map(|(t, _)| *t)
-                        .collect();
+                    let mut tokens = Vec::new();
+                    for (t, p) in parked.iter_mut() {
+                        if p.until.is_some_and(|u| u <= now) {
+                            if (p.busy)() {
+                                // Still answering its last request: idle from when it is done.
+                                p.until = p.idle.map(|d| now + d);
+                            } else {
+                                tokens.push(*t);
+                            }
+                        }
+                    }
                     tokens
                         .into_iter()
                         .filter_map(|t| parked.remove(&t))
