@@ -250,9 +250,11 @@
 //!   `Retry-After` beyond (a full map never evicts a live session: that would let anyone log
 //!   others out). The legacy-SSE, `/mcp` GET and `subscriptions/listen` streams each count
 //!   against `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
-//! - Every call or long-poll that waits off the request path holds a slot of
-//!   `CLAUDE_BRIDGE_MAX_WAITING` (1,024) for as long as its thread lives: `/api/wait`, JSON-only
-//!   `/mcp` waits, every [`mcp::spawn`] (legacy `POST /messages/`, streamed `/mcp` calls,
+//! - Every call or long-poll that waits off the request path on a thread of its own holds a
+//!   slot of `CLAUDE_BRIDGE_MAX_WAITING` (1,024) for as long as its thread lives: `/api/wait`
+//!   over TLS (over plain HTTP it is parked, holds no thread and no slot, and at most
+//!   `CLAUDE_BRIDGE_MAX_CONNECTIONS` are parked at once, 503 with `Retry-After: 1` beyond),
+//!   JSON-only `/mcp` waits, every [`mcp::spawn`] (legacy `POST /messages/`, streamed `/mcp` calls,
 //!   `--stdio`, each waiting call of a batch). Beyond: 503 with `Retry-After: 1`, or a
 //!   JSON-RPC error where the answer is a stream or a line. Waits are not tied to connections
 //!   (pipelined over one keep-alive connection, posted to one SSE session), so only this cap
