@@ -195,9 +195,10 @@
 //!   a hang-up or shutdown queue it for one of two runner threads (a wait with news goes
 //!   before one whose deadline passed, so a burst of timeouts of waits armed together never
 //!   delays a delivery), which read the store again
-//!   and either re-park it or write the reply whole, with its length (keep-alive survives),
-//!   straight to the socket without blocking while holding the request's writer (so replies
-//!   stay in order); only a reply the socket cannot take at once gets a thread to finish. Over
+//!   and either re-park it or hand the reply to a short-lived thread that writes it whole,
+//!   with its length (keep-alive survives), once the request's writer has its turn (so
+//!   replies to pipelined requests stay in order; a runner never waits for that turn: two
+//!   runners each behind a reply the other must write would stall every parked wait). Over
 //!   TLS the wait runs on a thread of its own, looking again at each publish. A waiting MCP
 //!   call runs on its own thread on every transport (stdio included, so a session's other
 //!   requests go on). An idle keep-alive connection holds no thread either (tiny_http patch 15:

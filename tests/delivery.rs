@@ -467,7 +467,7 @@ fn three_thousand_waiting_agents_on_keep_alive_connections_hold_no_thread_each()
 fn parked_waits_are_capped_at_the_connection_cap() {
     // A parked wait holds no thread, but a client may pipeline any number over one connection:
     // at most CLAUDE_BRIDGE_MAX_CONNECTIONS are parked at once. Nine waits pipelined on one
-    // connection under a cap of 8: eight time out normally, the ninth is refused (503).
+    // connection under a cap of 8: eight time out normally, one is refused (503).
     use std::io::Write;
     let r = Relay::start(&[], &[("CLAUDE_BRIDGE_MAX_CONNECTIONS", "8")]);
     let mut s = std::net::TcpStream::connect(r.addr).unwrap();
@@ -488,7 +488,15 @@ fn parked_waits_are_capped_at_the_connection_cap() {
                 .status
         })
         .collect();
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 503]);
+    // Pipelined requests run on the workers side by side, so which one finds the registry
+    // full is not fixed; the answers still come in request order.
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [200, 200, 200, 200, 200, 200, 200, 200, 503],
+        "{statuses:?}"
+    );
 }
 
 #[test]

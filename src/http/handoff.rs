@@ -158,9 +158,8 @@ pub(super) fn start_deferred(
 }
 
 /// Park a long-poll ([`crate::parked`]): no thread waits for it; when it can answer, a runner
-/// writes the reply whole, with its length, straight to the socket without waiting (the
-/// request's writer is held meanwhile, so replies stay in order), and only a reply the socket
-/// cannot take at once gets a thread to finish writing. Over TLS (where bytes go through the
+/// builds the reply and a short-lived thread writes it whole, with its length, once the
+/// request's writer has its turn (so replies to pipelined requests stay in order). Over TLS (where bytes go through the
 /// TLS layer) the wait runs on a thread of its own instead, looking again at each publish.
 pub(super) fn start_parked(
     ctx: &super::Ctx,
@@ -222,29 +221,28 @@ pub(super) fn start_parked(
             bytes.extend_from_slice(&inner.body);
         }
         drop(watch);
-        // Our turn on the connection: a reply to an earlier pipelined request is written first.
-        if writer.flush().is_err() {
-            return;
-        }
-        let Some(tcp) = connection.tcp() else { return };
-        let sent = send_now(tcp, &bytes);
-        if sent == bytes.len() {
-            drop((writer, busy));
-            return;
-        }
-        let rest = bytes.split_off(sent);
+        // Written on a short thread of its own, never on a runner: the reply must follow any
+        // earlier pipelined reply on the connection, and waiting for that turn on a runner
+        // could stall every parked wait (two runners, each behind a wait the other must write).
         let spawned = thread::Builder::new()
             .name("parked-write".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                if let Some(mut tcp) = connection.tcp() {
-                    // Bounded by the socket's write timeout.
-                    let _ = tcp.write_all(&rest);
+                // Our turn on the connection: an earlier pipelined reply is written first.
+                if writer.flush().is_err() {
+                    return;
+                }
+                if let Some(tcp) = connection.tcp() {
+                    let sent = send_now(tcp, &bytes);
+                    if sent < bytes.len() {
+                        // Bounded by the socket's write timeout.
+                        let _ = (&*tcp).write_all(&bytes[sent..]);
+                    }
                 }
                 drop((writer, busy));
             });
         if let Err(e) = spawned {
-            eprintln!("warning: cannot start a thread to finish a reply: {e}");
+            eprintln!("warning: cannot start a thread to write a reply: {e}");
         }
     });
     let parked = ctx.parked.park(crate::parked::Wait {
