@@ -111,6 +111,7 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             default_lease_seconds: config.limits.default_lease_seconds,
             max_lease_seconds: config.limits.max_lease_seconds,
             default_max_attempts: config.limits.default_max_attempts,
+            presence_window: std::time::Duration::from_secs(config.limits.presence_seconds),
         },
     ));
     // Messages and clears committed by other processes on the same file wake this process's
@@ -122,7 +123,25 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
         )
         .map_err(|e| format!("cannot watch the database: {e}"))?;
     start_housekeeping(config, &relay);
+    start_presence_sweep(&relay);
     Ok(relay)
+}
+
+/// Once a second, announce presence changes that no call caused (a name's window ran out, a
+/// hold ended, another process wrote a card or a last-seen time).
+fn start_presence_sweep(relay: &Arc<Relay>) {
+    let weak = Arc::downgrade(relay);
+    let spawned = std::thread::Builder::new()
+        .name("presence".into())
+        .stack_size(256 * 1024)
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let Some(relay) = weak.upgrade() else { return };
+            relay.sweep_presence();
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot start the presence sweep: {e}");
+    }
 }
 
 /// One sweep at start-up, then one every `CLAUDE_BRIDGE_RETENTION_SWEEP_SECONDS`
@@ -171,12 +190,43 @@ fn start_housekeeping(config: &Config, relay: &Arc<Relay>) {
 /// MCP over stdin/stdout until stdin ends: nothing but protocol lines on stdout.
 fn run_stdio(config: &Config) -> Result<(), String> {
     let relay = open_relay(config)?;
+    // The token given to a `--stdio` relay (flag, file or environment) makes the session that
+    // agent when it is an agent's; otherwise the session is the admin, as before.
+    let who = config
+        .auth_token
+        .as_deref()
+        .and_then(|t| relay.agent_by_token(t))
+        .unwrap_or_default();
+    let _online = relay.hold_for(&who);
+    if let Some(name) = who.name() {
+        heartbeat(&relay, name.to_owned(), config.limits.presence_seconds);
+    }
     let stdin = std::io::stdin();
     crate::transport::stdio::serve(
         relay,
         stdin.lock(),
         std::io::stdout(),
         config.limits.max_request_bytes,
+        who,
     )
     .map_err(|e| format!("stdio: {e}"))
+}
+
+/// Keep a `--stdio` agent's `last_seen` fresh in the db while the session lasts, so a relay
+/// on the same file shows it online.
+fn heartbeat(relay: &Arc<Relay>, name: String, window_seconds: u64) {
+    let weak = Arc::downgrade(relay);
+    let every = std::time::Duration::from_millis(window_seconds * 1000 / 3)
+        .max(std::time::Duration::from_millis(200));
+    let spawned = std::thread::Builder::new()
+        .name("heartbeat".into())
+        .stack_size(128 * 1024)
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(relay) = weak.upgrade() else { return };
+            relay.seen(&name);
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot start the presence heartbeat: {e}");
+    }
 }

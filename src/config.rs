@@ -80,6 +80,8 @@ pub struct Limits {
     /// Seconds of silence after which an event stream gets a keep-alive comment (and a vanished
     /// client is noticed).
     pub keepalive_seconds: u64,
+    /// A name seen this many seconds ago still counts as online in the roster.
+    pub presence_seconds: u64,
     /// Serve the MCP conformance suite's fixture tools (`CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`;
     /// for the test suite only).
     pub conformance_fixtures: bool,
@@ -107,6 +109,7 @@ impl Default for Limits {
             max_connections: 16_384,
             workers: 16,
             keepalive_seconds: 15,
+            presence_seconds: 60,
             conformance_fixtures: false,
         }
     }
@@ -317,6 +320,12 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             d.keepalive_seconds,
             1,
             60,
+        )?,
+        presence_seconds: env.int(
+            "CLAUDE_BRIDGE_PRESENCE_SECONDS",
+            d.presence_seconds,
+            1,
+            86_400,
         )?,
         conformance_fixtures: env.bool("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES")?,
     })

@@ -3,6 +3,7 @@
 //! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`. ("Session" in this
 //! crate means an MCP session; a dashboard sign-in is a login.)
 
+use crate::relay::agents::Principal;
 use crate::wire::{all, Reply};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,7 +15,8 @@ pub const COOKIE: &str = "claude_bridge_session";
 
 /// The live logins of this process.
 pub struct Logins {
-    logins: Mutex<HashMap<String, Instant>>,
+    /// Cookie value → (expiry, who signed in).
+    logins: Mutex<HashMap<String, (Instant, Principal)>>,
     ttl: Duration,
 }
 
@@ -27,22 +29,31 @@ impl Logins {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Principal)>> {
         self.logins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Start a login; returns its cookie value (32 random bytes, URL-safe).
-    pub fn start(&self) -> String {
+    /// Start a login for `who` (the admin, or the agent whose token was traded); returns its
+    /// cookie value (32 random bytes, URL-safe).
+    pub fn start(&self, who: Principal) -> String {
         let id = crate::ids::token_urlsafe(32);
         let mut map = self.lock();
-        map.retain(|_, expires| *expires > Instant::now());
-        map.insert(id.clone(), Instant::now() + self.ttl);
+        map.retain(|_, (expires, who)| *expires > Instant::now() && !who.revoked());
+        map.insert(id.clone(), (Instant::now() + self.ttl, who));
         id
+    }
+
+    /// Who a cookie value signed in as, while the login lives (and its agent is not revoked).
+    pub fn principal(&self, id: &str) -> Option<Principal> {
+        self.lock()
+            .get(id)
+            .filter(|(e, who)| *e > Instant::now() && !who.revoked())
+            .map(|(_, who)| who.clone())
     }
 
     /// Whether a cookie value names a live login.
     pub fn valid(&self, id: &str) -> bool {
-        self.lock().get(id).is_some_and(|e| *e > Instant::now())
+        self.principal(id).is_some()
     }
 
     /// End a login (no-op for an unknown one).
@@ -76,6 +87,7 @@ impl Logins {
         headers: &[Header],
         required: bool,
         secure: bool,
+        who: &Principal,
     ) -> Reply {
         let cookie = cookie_value(&all(headers, "Cookie"));
         let state = |authenticated: bool| {
@@ -89,7 +101,7 @@ impl Logins {
                 if let Some(old) = cookie {
                     self.revoke(old);
                 }
-                let id = self.start();
+                let id = self.start(who.clone());
                 state(true).with_header("Set-Cookie", self.set_cookie(&id, secure))
             }
             Method::Delete => {
@@ -120,14 +132,14 @@ mod tests {
     #[test]
     fn logins_start_check_expire_and_revoke() {
         let l = Logins::new(Duration::from_secs(60));
-        let id = l.start();
+        let id = l.start(Principal::Admin);
         assert!(id.len() >= 43);
         assert!(l.valid(&id));
         assert!(!l.valid("other"));
         l.revoke(&id);
         assert!(!l.valid(&id));
         let short = Logins::new(Duration::from_millis(1));
-        let id = short.start();
+        let id = short.start(Principal::Admin);
         std::thread::sleep(Duration::from_millis(5));
         assert!(!short.valid(&id));
         assert!(l.set_cookie("x", true).ends_with("SameSite=Strict; Secure"));

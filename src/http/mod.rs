@@ -387,13 +387,19 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
             );
         }
     }
-    // 6. Authentication.
-    if rule.protected {
+    // 6. Authentication: who the request acts as.
+    let who = if rule.protected {
         let login_route = route == Route::Login;
         let peer = rq.remote_addr();
-        if let Some(r) = policy::authenticate(ctx, &headers, peer, login_route, &method) {
-            return reject("auth_failure", r);
+        match policy::authenticate(ctx, &headers, peer, login_route, &method) {
+            Ok(who) => who,
+            Err(r) => return reject("auth_failure", r),
         }
+    } else {
+        crate::relay::agents::Principal::Admin
+    };
+    if let Some(name) = who.name() {
+        ctx.relay.seen(name);
     }
     // 7. Body size and framing.
     let body = if mutation {
@@ -414,6 +420,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
         query,
         headers: &headers,
         body,
+        who,
     };
     routes::dispatch(ctx, route, &req, secure)
 }

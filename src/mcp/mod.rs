@@ -52,6 +52,9 @@ pub struct Session {
     /// Set by a transport that watches the client's connection for the one call this copy
     /// runs: raised when the client leaves, it cancels the call (not shared between clones).
     pub hangup: Option<Arc<AtomicBool>>,
+    /// Who the session acts as: the credential that opened it (the admin on a relay without
+    /// agents, and on `--stdio` without an agent token).
+    pub who: crate::relay::agents::Principal,
 }
 
 impl Session {
@@ -238,7 +241,17 @@ fn dispatch(
                         .take()
                         .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
                     let _flight = Flight::start(session, id.to_string(), &cancel);
-                    let args = a.as_object().unwrap_or(&empty);
+                    let mut args = a.as_object().unwrap_or(&empty);
+                    // An agent's messages carry its name: it may leave `sender` out.
+                    let filled;
+                    if let (Some(me), "bridge_send") = (session.who.name(), name) {
+                        if !args.contains_key("sender") {
+                            let mut with = args.clone();
+                            with.insert("sender".into(), json!(me));
+                            filled = with;
+                            args = &filled;
+                        }
+                    }
                     let out = match fixture {
                         Some(out) => out,
                         None => tools::call(
@@ -249,6 +262,7 @@ fn dispatch(
                                 progress_token: token,
                                 notify,
                                 cancel: &cancel,
+                                who: &session.who,
                             },
                         ),
                     };
@@ -333,6 +347,7 @@ mod tests {
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,
+            presence_window: std::time::Duration::from_secs(60),
         };
         (Relay::new(store, settings), dir)
     }

@@ -2,6 +2,9 @@
 //! protocol lines only; diagnostics go to stderr. A bad line gets an error reply and the session
 //! goes on; end of input ends the session.
 //!
+//! The session acts as the agent whose token the process was given (`--auth-token`, its
+//! file or environment), else as the admin.
+//!
 //! Requests are handled in order on the reading thread, except calls that may wait
 //! (`mcp::may_stream`), which run on their own threads ([`mcp::spawn`]) so the session's other
 //! requests go on; every line is written whole under one lock. At end of input, calls still
@@ -29,9 +32,13 @@ pub fn serve(
     mut input: impl BufRead,
     output: impl Write + Send + 'static,
     max_line: usize,
+    who: crate::relay::agents::Principal,
 ) -> std::io::Result<()> {
     let output: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(output));
-    let mut session = Session::default();
+    let mut session = Session {
+        who,
+        ..Session::default()
+    };
     let mut line = Vec::new();
     let mut running = Vec::new();
     loop {

@@ -11,6 +11,8 @@
 //! - Transport-level JSON-RPC errors carry `"id": null`.
 
 use crate::mcp::{self, code, Session};
+use crate::relay::agents::Principal;
+use crate::relay::presence::Hold;
 use crate::relay::Relay;
 use crate::wire::Reply;
 use serde_json::Value;
@@ -29,6 +31,8 @@ struct Entry {
     last_used: Instant,
     /// Whether the session's GET stream is open (at most one).
     streaming: Arc<AtomicBool>,
+    /// Keeps the session's agent online while the session lives.
+    _online: Option<Hold>,
 }
 
 /// The `/mcp` sessions of this process.
@@ -52,6 +56,8 @@ pub struct Request<'a> {
     pub accept: Option<&'a str>,
     /// The request's credential (bearer token), if any.
     pub credential: Option<&'a str>,
+    /// Who the request acts as.
+    pub who: &'a Principal,
     /// The body.
     pub body: &'a [u8],
 }
@@ -150,7 +156,10 @@ impl Sessions {
             // Session checks first, then the call runs on a stream thread that writes each
             // notification as it happens and the result last.
             let state = match (self.stateless, rq.session_id) {
-                (true, _) => Session::default(),
+                (true, _) => Session {
+                    who: rq.who.clone(),
+                    ..Session::default()
+                },
                 (false, None) => {
                     return rpc_error(
                         400,
@@ -167,11 +176,18 @@ impl Sessions {
         }
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if self.stateless {
-            return self.respond(relay, &mut Session::default(), &msg, None, stream_ok);
+            let mut state = Session {
+                who: rq.who.clone(),
+                ..Session::default()
+            };
+            return self.respond(relay, &mut state, &msg, None, stream_ok);
         }
         match rq.session_id {
             None if is_initialize => {
-                let mut state = Session::default();
+                let mut state = Session {
+                    who: rq.who.clone(),
+                    ..Session::default()
+                };
                 let id = crate::ids::random_hex(16);
                 let reply = self.respond(relay, &mut state, &msg, Some(&id), stream_ok);
                 let mut map = self.lock();
@@ -183,6 +199,7 @@ impl Sessions {
                         state,
                         last_used: Instant::now(),
                         streaming: Arc::new(AtomicBool::new(false)),
+                        _online: relay.hold_for(rq.who),
                     },
                 );
                 reply
@@ -303,15 +320,26 @@ impl Sessions {
         let guard = StreamGuard { streaming, open };
         let keepalive = self.keepalive;
         let relay = Arc::clone(relay);
+        let who = rq.who.clone();
+        // An agent's stream looks whether the agent was revoked four times a second.
+        let tick = match who {
+            Principal::Admin => keepalive,
+            Principal::Agent(_) => keepalive.min(Duration::from_millis(250)),
+        };
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
             // We send no server-initiated messages: keep-alive comments only, until the client
-            // goes away or the relay shuts down.
+            // goes away, its agent is revoked, or the relay shuts down.
+            let mut quiet_since = Instant::now();
             loop {
-                if relay.sleep(Instant::now() + keepalive) {
+                if relay.sleep(Instant::now() + tick) || who.revoked() {
                     return;
                 }
+                if quiet_since.elapsed() < keepalive {
+                    continue;
+                }
+                quiet_since = Instant::now();
                 if w.write_all(b": keep-alive\n\n")
                     .and_then(|()| w.flush())
                     .is_err()
