@@ -219,6 +219,101 @@ impl Subscribers {
     }
 }
 
+/// The registry key the relay-wide streams are counted under (no channel can have it).
+const RELAY_KEY: &str = "\u{1}relay";
+
+impl Subscribers {
+    /// `GET /events/relay`: the relay-wide stream. It starts with a `ready` event (the client
+    /// then reads `/api/state` and `/api/agents`, on every reconnect too), then carries each
+    /// change as it happens: `channel` (a channel's counts after a message; `created` on its
+    /// first), `cleared`, `presence` (a roster entry whose online state or card changed).
+    /// Channel events reach only readers that may read the channel; a reader that falls out
+    /// of the feed's ring gets `ready` again. Counts against the total subscriber cap; ends
+    /// when its agent is revoked.
+    pub fn open_relay(
+        self: &Arc<Self>,
+        relay: &Arc<Relay>,
+        who: Principal,
+        login: Option<Login>,
+    ) -> Reply {
+        {
+            let mut counts = self.counts();
+            if counts.values().sum::<usize>() >= self.max_total {
+                return Reply::error(503, "server subscriber cap reached")
+                    .with_header("Retry-After", "5");
+            }
+            *counts.entry(RELAY_KEY.to_owned()).or_insert(0) += 1;
+        }
+        let guard = Subscription {
+            subscribers: Arc::clone(self),
+            channel: RELAY_KEY.to_owned(),
+        };
+        let start = relay.feed_position();
+        let (relay, me) = (Arc::clone(relay), Arc::clone(self));
+        let mut reply = Reply::event_stream();
+        reply.stream = Some(Box::new(move |w: &mut dyn Write| {
+            let _guard = guard;
+            let _online = relay.hold_for(&who);
+            if let Err(Failure::Slow) = me.run_relay(&relay, &who, login, start, w) {
+                me.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        reply
+    }
+
+    fn run_relay(
+        &self,
+        relay: &Relay,
+        who: &Principal,
+        login: Option<Login>,
+        start: u64,
+        w: &mut dyn Write,
+    ) -> Result<(), Failure> {
+        use crate::relay::live::FeedWait;
+        let tick = match &login {
+            Some(_) => self.keepalive.min(LOGIN_CHECK),
+            None => self.keepalive,
+        };
+        let mut after = start;
+        send(w, None, "ready", &json!({"position": after}).to_string())?;
+        let stop = || who.revoked();
+        loop {
+            match relay.feed_after(after, Instant::now() + tick, &stop) {
+                FeedWait::Some(events) => {
+                    for (n, e) in events {
+                        after = n;
+                        let kind = e["type"].as_str().unwrap_or("change");
+                        let visible = match e["channel"].as_str() {
+                            Some(c) => who.may(Mode::Read, c),
+                            None => true,
+                        };
+                        if visible {
+                            send(w, Some(&n.to_string()), kind, &e.to_string())?;
+                        }
+                    }
+                }
+                FeedWait::Lost => {
+                    after = relay.feed_position();
+                    send(w, None, "ready", &json!({"position": after}).to_string())?;
+                }
+                FeedWait::Quiet => {
+                    w.write_all(b": keep-alive\n\n").map_err(Failure::from)?;
+                    w.flush().map_err(Failure::from)?;
+                }
+                FeedWait::Shutdown => return Ok(()),
+            }
+            if stop() {
+                return Ok(());
+            }
+            if let Some((logins, cookie)) = &login {
+                if !logins.valid(cookie) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 /// One reader of a channel stream: what it asked for and who it is.
 struct Reader<'a> {
     channel: &'a str,

@@ -280,16 +280,17 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
             let cursor = header(headers, "Last-Event-ID")
                 .map(str::to_owned)
                 .or_else(|| req.query_param("since_id"));
-            // A stream opened with a login cookie (not a bearer) ends when the login does.
-            let login = (ctx.config.auth_token.is_some()
-                && header(headers, "Authorization").is_none())
-            .then(|| crate::login::cookie_value(&all(headers, "Cookie")))
-            .flatten()
-            .map(|c| (Arc::clone(&ctx.logins), c.to_owned()));
-            ctx.events
-                .open(relay, channel, cursor, login, req.who.clone())
+            ctx.events.open(
+                relay,
+                channel,
+                cursor,
+                stream_login(ctx, req),
+                req.who.clone(),
+            )
         }
-        Route::RelayEvents => api::not_found(),
+        Route::RelayEvents => ctx
+            .events
+            .open_relay(relay, req.who.clone(), stream_login(ctx, req)),
         Route::Agents => api::handled(api::agents(relay, req)),
         Route::Agent(rest) => api::handled(api::agent(relay, req, rest)),
         Route::Card => api::handled(api::card(relay, req)),
@@ -317,6 +318,16 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
         Route::Other { .. } if ctx.config.dashboard => api::asset(req),
         Route::Other { .. } => api::not_found(),
     }
+}
+
+/// The dashboard login a stream was opened with (a cookie, not a bearer): the stream ends when
+/// the login does.
+fn stream_login(ctx: &Ctx, req: &Req<'_>) -> Option<crate::events::Login> {
+    let headers = req.headers;
+    (ctx.config.auth_token.is_some() && header(headers, "Authorization").is_none())
+        .then(|| crate::login::cookie_value(&all(headers, "Cookie")))
+        .flatten()
+        .map(|c| (Arc::clone(&ctx.logins), c.to_owned()))
 }
 
 /// Check the route's [`Need`] against who asks. The admin passes without a look; an agent's

@@ -384,6 +384,7 @@ impl Relay {
         }
         self.refresh_agents()?;
         self.audit("agent_add", None, name, None);
+        self.presence_changed(name);
         Ok(json!({"name": name, "token": token, "admin": admin,
                   "grants": grants.iter().map(Grant::text).collect::<Vec<_>>()}))
     }
@@ -420,6 +421,7 @@ impl Relay {
         }
         self.refresh_agents()?;
         self.audit("agent_revoke", None, name, None);
+        self.presence_removed(name);
         Ok(json!({"name": name, "revoked": true}))
     }
 

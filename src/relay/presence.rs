@@ -306,7 +306,7 @@ impl Relay {
 
     /// Announce what changed about `name` (online, card) if it differs from what was last
     /// announced.
-    fn presence_changed(&self, name: &str) {
+    pub(super) fn presence_changed(&self, name: &str) {
         match self.roster() {
             Ok(r) => {
                 if let Some(e) = r.into_iter().find(|e| e.name == name) {
@@ -315,6 +315,16 @@ impl Relay {
             }
             Err(e) => eprintln!("warning: cannot read the roster: {e}"),
         }
+    }
+
+    /// Announce that `name` left the roster (a revoked agent).
+    pub(super) fn presence_removed(&self, name: &str) {
+        self.presence
+            .announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.announce(json!({"type": "presence", "name": name, "online": false, "removed": true}));
     }
 
     fn announce_if_changed(&self, e: &Entry) {
