@@ -612,3 +612,111 @@ fn without_agents_the_roster_is_keyed_by_the_sender_and_consumer_names_seen() {
         200
     );
 }
+
+/// Read SSE events (name, data) from a stream until `want` says stop, within `limit`.
+fn events_until(
+    rd: &mut BufReader<TcpStream>,
+    limit: Duration,
+    mut want: impl FnMut(&str, &Value) -> bool,
+) -> Vec<(String, Value)> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    let (mut name, mut data) = (String::new(), String::new());
+    loop {
+        assert!(Instant::now() < deadline, "timed out; saw {seen:?}");
+        let mut line = String::new();
+        if rd.read_line(&mut line).unwrap() == 0 {
+            panic!("the stream ended; saw {seen:?}");
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(n) = line.strip_prefix("event: ") {
+            name = n.to_owned();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            data = d.to_owned();
+        } else if line.is_empty() && !name.is_empty() {
+            let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            let stop = want(&name, &v);
+            seen.push((std::mem::take(&mut name), v));
+            if stop {
+                return seen;
+            }
+        }
+    }
+}
+
+#[test]
+fn the_relay_wide_stream_carries_channels_clears_and_presence_within_grants() {
+    let (r, alice, bob) = two_agents(&[]);
+    let mut admin = open_stream(&r, ADMIN, "/events/relay");
+    let mut a = open_stream(&r, &alice, "/events/relay");
+    for rd in [&mut admin, &mut a] {
+        events_until(rd, Duration::from_secs(5), |n, _| n == "ready");
+    }
+    // Bob's new channel reaches the admin (created, with its count) but not alice.
+    post(
+        &r,
+        &bob,
+        "/api/send",
+        &json!({"channel": "bob:new", "content": "b1"}),
+    );
+    post(
+        &r,
+        &alice,
+        "/api/send",
+        &json!({"channel": "alice:new", "content": "a1"}),
+    );
+    let seen = events_until(&mut admin, Duration::from_secs(5), |n, v| {
+        n == "channel" && v["channel"] == "alice:new"
+    });
+    let bob_new = seen
+        .iter()
+        .find(|(n, v)| n == "channel" && v["channel"] == "bob:new")
+        .expect("bob's channel");
+    assert_eq!(
+        (bob_new.1["count"].clone(), bob_new.1["created"].clone()),
+        (json!(1), json!(true))
+    );
+    assert_eq!(bob_new.1["senders"], json!(["bob"]));
+    let seen = events_until(&mut a, Duration::from_secs(5), |n, v| {
+        n == "channel" && v["channel"] == "alice:new"
+    });
+    assert!(
+        !seen.iter().any(|(_, v)| v["channel"] == "bob:new"),
+        "alice saw bob's channel: {seen:?}"
+    );
+    // Presence: bob's new card reaches alice (the roster is everyone's).
+    post(&r, &bob, "/api/card", &json!({"task": "streaming"}));
+    events_until(&mut a, Duration::from_secs(5), |n, v| {
+        n == "presence"
+            && v["name"] == "bob"
+            && v["card"]["task"] == "streaming"
+            && v["online"] == true
+    });
+    // A message from another process (a --stdio session on the same file) shows too.
+    let mut child = crate::support::spawn_stdio(r.db.to_str().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"t","version":"0"}}}}}}"#).unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"bridge_send","arguments":{{"channel":"far:away","sender":"stdio-agent","content":"hi"}}}}}}"#).unwrap();
+    stdin.flush().unwrap();
+    events_until(&mut admin, Duration::from_secs(5), |n, v| {
+        n == "channel" && v["channel"] == "far:away" && v["count"] == 1
+    });
+    drop(stdin);
+    let _ = child.wait();
+    // A clear.
+    post(&r, ADMIN, "/api/clear", &json!({"channel": "bob:new"}));
+    events_until(&mut admin, Duration::from_secs(5), |n, v| {
+        n == "cleared" && v["channel"] == "bob:new"
+    });
+    // Revoking alice ends her relay stream.
+    let ender = std::thread::spawn(move || read_to_end(a));
+    std::thread::sleep(Duration::from_millis(100));
+    let at = Instant::now();
+    r.request(
+        "DELETE",
+        "/api/agents/alice",
+        &[("Authorization", &bearer(ADMIN))],
+        None,
+    );
+    assert!(ender.join().unwrap().duration_since(at) < Duration::from_secs(1));
+}
