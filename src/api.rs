@@ -347,13 +347,18 @@ pub fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
         // A waiting agent is online while it waits.
         let _online = relay.hold_for(&who);
         let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
-        match relay.wait(
+        let result = relay.wait(
             &channel,
             cursor,
             limit,
             Duration::from_secs_f64(timeout),
             Some(&gone),
-        ) {
+        );
+        // An agent revoked while it waited gets nothing more.
+        if who.revoked() {
+            return Reply::error(401, "unauthorized");
+        }
+        match result {
             Ok((page, timed_out)) => Reply::json(
                 200,
                 &wait_json(

@@ -248,11 +248,12 @@ impl Subscribers {
             subscribers: Arc::clone(self),
             channel: RELAY_KEY.to_owned(),
         };
+        let reading = relay.feed_reader();
         let start = relay.feed_position();
         let (relay, me) = (Arc::clone(relay), Arc::clone(self));
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
-            let _guard = guard;
+            let (_guard, _reading) = (guard, reading);
             let _online = relay.hold_for(&who);
             if let Err(Failure::Slow) = me.run_relay(&relay, &who, login, start, w) {
                 me.dropped.fetch_add(1, Ordering::Relaxed);

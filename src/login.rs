@@ -90,11 +90,15 @@ impl Logins {
         who: &Principal,
     ) -> Reply {
         let cookie = cookie_value(&all(headers, "Cookie"));
+        // An agent's login also says which agent (absent for the admin, as before).
+        let agent = who.name().map(str::to_owned);
         let state = |authenticated: bool| {
-            Reply::json(
-                200,
-                &serde_json::json!({"authenticated": authenticated, "auth_required": required}),
-            )
+            let mut v =
+                serde_json::json!({"authenticated": authenticated, "auth_required": required});
+            if let (true, Some(a)) = (authenticated, &agent) {
+                v["agent"] = serde_json::json!(a);
+            }
+            Reply::json(200, &v)
         };
         match method {
             Method::Post if required => {

@@ -59,7 +59,7 @@ async function start() {
   const s = await api("GET", "/api/session").catch(() => ({ status: 0 }));
   if (s.status === 401) return showLogin();
   if (s.status !== 200) { setOnline(false); setTimeout(start, 2000); return; }
-  showApp(s.data && s.data.auth_required);
+  showApp(s.data && s.data.auth_required, s.data && s.data.agent);
 }
 
 function showLogin() {
@@ -77,7 +77,7 @@ $("login-form").addEventListener("submit", async (ev) => {
   if (r.status === 200) {
     $("login-error").textContent = "";
     $("login").hidden = true;
-    showApp(true);
+    showApp(true, r.data && r.data.agent);
   } else {
     $("login-error").textContent = "That token was refused.";
   }
@@ -88,14 +88,16 @@ $("signout").addEventListener("click", async () => {
   location.reload();
 });
 
-function showApp(authRequired) {
+function showApp(authRequired, agent) {
   $("login").hidden = true;
   $("app").hidden = false;
   $("app").classList.add("no-inspector");
   if (authRequired) {
-    $("who").textContent = "signed in";
+    $("who").textContent = agent ? `signed in as ${agent}` : "signed in";
     $("signout").hidden = false;
   }
+  // An agent sends as itself only.
+  if (agent) { $("sender").value = agent; $("sender").readOnly = true; }
   openFeed();
   setInterval(showUptime, 1000);
 }

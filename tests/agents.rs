@@ -720,3 +720,91 @@ fn the_relay_wide_stream_carries_channels_clears_and_presence_within_grants() {
     );
     assert!(ender.join().unwrap().duration_since(at) < Duration::from_secs(1));
 }
+
+#[test]
+fn an_agent_signs_in_to_the_dashboard_as_itself_and_a_revoked_wait_gets_nothing() {
+    let (r, alice, bob) = two_agents(&[]);
+    post(
+        &r,
+        &bob,
+        "/api/send",
+        &json!({"channel": "bob:x", "content": "b1"}),
+    );
+    let first = post(
+        &r,
+        &alice,
+        "/api/send",
+        &json!({"channel": "alice:x", "content": "a1"}),
+    );
+    let first_id = first.json()["id"].as_str().unwrap().to_owned();
+    // The token traded for a login cookie: the login is alice, with alice's grants.
+    let login = r.request(
+        "POST",
+        "/api/session",
+        &[("Authorization", &bearer(&alice))],
+        None,
+    );
+    assert_eq!(login.json()["agent"], "alice", "{}", login.text());
+    let cookie = login
+        .header("Set-Cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_cookie = |path: &str| r.get_with(path, &[("Cookie", &cookie)]);
+    assert_eq!(with_cookie("/api/session").json()["agent"], "alice");
+    let ids: Vec<Value> = with_cookie("/api/state").json()["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("alice:x")]);
+    forbidden(&with_cookie("/api/messages?channel=bob:x"), "channel");
+    // The admin's login says no agent (as before).
+    let admin = r.request(
+        "POST",
+        "/api/session",
+        &[("Authorization", &bearer(ADMIN))],
+        None,
+    );
+    assert!(admin.json().get("agent").is_none(), "{}", admin.text());
+
+    // A wait in progress when its agent is revoked answers 401, not the message that came.
+    let addr = r.addr;
+    let (a2, id2) = (alice.clone(), first_id.clone());
+    let waiter = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(s, "GET /api/wait?channel=alice:x&since_id={id2}&timeout_seconds=30 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {a2}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    });
+    wait_until("the wait is held", Duration::from_secs(5), || {
+        get(&r, ADMIN, "/api/agents").json()["roster"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "alice" && e["online"] == true)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    r.request(
+        "DELETE",
+        "/api/agents/alice",
+        &[("Authorization", &bearer(ADMIN))],
+        None,
+    );
+    post(
+        &r,
+        ADMIN,
+        "/api/send",
+        &json!({"channel": "alice:x", "sender": "x", "content": "after"}),
+    );
+    let out = waiter.join().unwrap();
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(!out.contains("after"));
+    // Its login ended with it.
+    assert_eq!(with_cookie("/api/state").status, 401);
+}

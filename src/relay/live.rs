@@ -13,7 +13,8 @@ use super::Relay;
 use crate::hub::Wake;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// How many events the ring keeps.
@@ -21,10 +22,21 @@ pub const RING: usize = 1024;
 /// The hub key of the feed: a control character, which the channel rule forbids.
 const FEED_KEY: &str = "\u{1}relay";
 
-/// The ring.
+/// The ring, and how many read it.
 #[derive(Default)]
 pub struct Feed {
     state: Mutex<(u64, VecDeque<(u64, Value)>)>,
+    readers: Arc<AtomicUsize>,
+}
+
+/// A reader of the feed, counted while it lives: with none, changes are not even described
+/// (a send costs nothing extra), and a reader that comes starts from `ready` anyway.
+pub struct FeedReader(Arc<AtomicUsize>);
+
+impl Drop for FeedReader {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What [`Relay::feed_after`] found.
@@ -46,6 +58,17 @@ impl Feed {
 }
 
 impl Relay {
+    /// Count a reader of the feed in until the guard is dropped.
+    pub fn feed_reader(&self) -> FeedReader {
+        self.feed.readers.fetch_add(1, Ordering::SeqCst);
+        FeedReader(Arc::clone(&self.feed.readers))
+    }
+
+    /// Whether anyone reads the feed now.
+    pub fn feed_read(&self) -> bool {
+        self.feed.readers.load(Ordering::SeqCst) > 0
+    }
+
     /// Put an event on the feed and wake its readers.
     pub fn announce(&self, event: Value) {
         {
@@ -96,6 +119,9 @@ impl Relay {
     /// commit): `{"type":"channel","channel","count","last_ts","created"}`, or a `cleared`
     /// event when it holds nothing any more.
     pub fn announce_channel(&self, channel: &str, created: bool) {
+        if !self.feed_read() {
+            return;
+        }
         match self.store.channel_stat(channel) {
             Ok(Some(s)) => {
                 let last = crate::clock::render(&s.last_timestamp);

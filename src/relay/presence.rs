@@ -307,6 +307,9 @@ impl Relay {
     /// Announce what changed about `name` (online, card) if it differs from what was last
     /// announced.
     pub(super) fn presence_changed(&self, name: &str) {
+        if !self.feed_read() {
+            return;
+        }
         match self.roster() {
             Ok(r) => {
                 if let Some(e) = r.into_iter().find(|e| e.name == name) {
@@ -352,6 +355,9 @@ impl Relay {
     /// One presence sweep: announce names that went offline (time passed, a hold ended) or
     /// changed in another process.
     pub fn sweep_presence(&self) {
+        if !self.feed_read() {
+            return;
+        }
         match self.roster() {
             Ok(r) => r.iter().for_each(|e| self.announce_if_changed(e)),
             Err(e) => eprintln!("warning: cannot read the roster: {e}"),

@@ -229,7 +229,19 @@ pub fn call(name: &str, call: &mut Call<'_>) -> Value {
         .into()),
         Some(tool) => check_args(&tool.definition()["inputSchema"], call.args)
             .and_then(|()| authorize(tool, call))
-            .and_then(|()| (tool.run)(call)),
+            .and_then(|()| (tool.run)(call))
+            .and_then(|out| {
+                // An agent revoked while the call ran (a wait) gets nothing more.
+                if call.who.revoked() {
+                    return Err(crate::validate::FieldError::new(
+                        "authorization",
+                        "forbidden",
+                        "this agent's token was revoked",
+                    )
+                    .into());
+                }
+                Ok(out)
+            }),
     };
     match outcome {
         Ok((structured, text)) => json!({
