@@ -640,6 +640,16 @@ mod tests {
             10_000
         );
         bad("CLAUDE_BRIDGE_SSE_REPLAY_LIMIT", "10001");
+        bad("CLAUDE_BRIDGE_PRESENCE_SECONDS", "0");
+        bad("CLAUDE_BRIDGE_PRESENCE_SECONDS", "86401");
+        assert_eq!(
+            ok("CLAUDE_BRIDGE_PRESENCE_SECONDS", "1").presence_seconds,
+            1
+        );
+        assert_eq!(
+            ok("CLAUDE_BRIDGE_PRESENCE_SECONDS", "86400").presence_seconds,
+            86_400
+        );
         bad("CLAUDE_BRIDGE_RETENTION_SWEEP_SECONDS", "9");
         bad("CLAUDE_BRIDGE_SESSION_TTL_SECONDS", "59");
         bad("CLAUDE_BRIDGE_MAX_SSE", "abc");

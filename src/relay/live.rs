@@ -5,7 +5,7 @@
 //! - The feed is a bounded ring in memory (the newest [`RING`] events, numbered from 1); it is
 //!   a notification of change, not a history: a reader that fell out of the ring is told so and
 //!   re-reads `/api/state` and `/api/agents`. Nothing here is persisted.
-//! - Readers wait on the hub under a key no channel can have ([`FEED_KEY`]), with a ticket
+//! - Readers wait on the hub under a key no channel can have (`FEED_KEY`), with a ticket
 //!   taken before they look, so no event is missed between a look and a wait.
 //! - Events about other processes' commits are announced when the db watcher notices them.
 

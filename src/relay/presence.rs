@@ -5,7 +5,7 @@
 //!
 //! Invariants:
 //! - Holds and the in-process last-seen live in memory under one short lock; `last_seen` is
-//!   written to `bridge_presence` at most once per [`Board::persist_every`] per name, and a card
+//!   written to `bridge_presence` at most once per `Board::persist_every` per name, and a card
 //!   at once, so other processes on the same file (`--stdio`) show in the roster.
 //! - Every online/offline change and card change is announced on the relay feed once: by the
 //!   call that caused it, or by the presence sweep (time passing, other processes).
