@@ -808,3 +808,154 @@ fn an_agent_signs_in_to_the_dashboard_as_itself_and_a_revoked_wait_gets_nothing(
     // Its login ended with it.
     assert_eq!(with_cookie("/api/state").status, 401);
 }
+
+#[test]
+fn the_agent_subcommand_and_route_refuse_bad_input_with_clear_errors() {
+    let dir = crate::support::TempDir::new();
+    let db = dir.path().join("bridge.db");
+    let dbs = db.to_str().unwrap();
+    let cli = |args: &[&str]| run(args, &[], dir.path());
+    // On a db file with no relay running.
+    let t = add_on_db(&db, "ci", &["ci:*=write"]);
+    let again = cli(&["agent", "add", "ci", "--db", dbs]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let bad = cli(&["agent", "add", "x", "--grant", "a*b=read", "--db", dbs]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let bad = cli(&["agent", "add", "x", "--grant", "a=owner", "--db", dbs]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        cli(&["agent", "revoke", "nobody", "--db", dbs])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        cli(&["agent", "frobnicate", "--db", dbs]).status.code(),
+        Some(2)
+    );
+    let list = cli(&["agent", "list", "--json", "--db", dbs]);
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v["agents"][0]["name"], "ci");
+    assert_eq!(v["agents"][0]["grants"], json!(["ci:*=write"]));
+    assert!(!String::from_utf8_lossy(&list.stdout).contains(&t));
+    // Names follow the sender rule: 128 characters at most.
+    let name128 = "n".repeat(128);
+    let name129 = "n".repeat(129);
+    assert!(cli(&["agent", "add", &name128, "--db", dbs])
+        .status
+        .success());
+    assert_eq!(
+        cli(&["agent", "add", &name129, "--db", dbs]).status.code(),
+        Some(1)
+    );
+
+    // Over HTTP with the admin token; a wrong token is refused.
+    let r = Relay::start(&["--auth-token", ADMIN], &[]);
+    let url = format!("http://{}", r.addr);
+    let out = cli(&[
+        "agent", "add", "web", "--grant", "w:*=read", "--url", &url, "--token", ADMIN,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(get(&r, &token, "/api/state").status, 200);
+    let out = cli(&[
+        "agent",
+        "grant",
+        "web",
+        "w:*=write",
+        "--url",
+        &url,
+        "--token",
+        ADMIN,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "web\tw:*=read w:*=write"
+    );
+    let refused = cli(&["agent", "list", "--url", &url, "--token", "wrong"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let refused = cli(&["agent", "revoke", "web", "--url", &url, "--token", &token]);
+    assert_eq!(refused.status.code(), Some(1), "an agent is not the admin");
+    assert!(
+        cli(&["agent", "revoke", "web", "--url", &url, "--token", ADMIN])
+            .status
+            .success()
+    );
+    assert_eq!(get(&r, &token, "/api/state").status, 401);
+
+    // The route's own errors.
+    let e = post(
+        &r,
+        ADMIN,
+        "/api/agents",
+        &json!({"name": "x", "grants": "w=read"}),
+    );
+    assert_eq!(field_error(&e), ("invalid_type".into(), "grants".into()));
+    let e = post(
+        &r,
+        ADMIN,
+        "/api/agents",
+        &json!({"name": "x", "grants": ["w"]}),
+    );
+    assert_eq!(field_error(&e), ("invalid".into(), "grant".into()));
+    // A missing name is what a missing sender is on /api/send.
+    let e = post(&r, ADMIN, "/api/agents", &json!({"grants": []}));
+    assert_eq!(field_error(&e), ("invalid_type".into(), "name".into()));
+    let e = post(
+        &r,
+        ADMIN,
+        "/api/agents",
+        &json!({"name": "x", "admin": "yes"}),
+    );
+    assert_eq!(field_error(&e), ("invalid_type".into(), "admin".into()));
+    let e = post(
+        &r,
+        ADMIN,
+        "/api/agents/nobody/grants",
+        &json!({"grant": "a=read"}),
+    );
+    assert_eq!((e.status, field_error(&e).0), (404, "not_found".into()));
+    let e = r.request(
+        "DELETE",
+        "/api/agents/nobody",
+        &[("Authorization", &bearer(ADMIN))],
+        None,
+    );
+    assert_eq!(e.status, 404);
+    let e = r.request(
+        "GET",
+        "/api/agents/x",
+        &[("Authorization", &bearer(ADMIN))],
+        None,
+    );
+    assert_eq!(e.status, 405);
+    // An admin agent may manage agents and send as anyone.
+    let boss = post(
+        &r,
+        ADMIN,
+        "/api/agents",
+        &json!({"name": "boss", "admin": true}),
+    );
+    let boss = boss.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post(&r, &boss, "/api/agents", &json!({"name": "minion"})).status,
+        200
+    );
+    let as_other = post(
+        &r,
+        &boss,
+        "/api/send",
+        &json!({"channel": "any:x", "sender": "minion", "content": "hi"}),
+    );
+    assert_eq!(as_other.status, 200, "{}", as_other.text());
+}

@@ -378,9 +378,12 @@ impl Relay {
             &crate::clock::now(),
         )?;
         if !added {
-            let mut e = FieldError::new("name", "conflict", "an agent of this name exists");
-            e.error = format!("agent '{name}' exists; revoke it first to issue a new token");
-            return Err(e.into());
+            return Err(FieldError::new(
+                "name",
+                "conflict",
+                format!("agent '{name}' exists; revoke it first to issue a new token"),
+            )
+            .into());
         }
         self.refresh_agents()?;
         self.audit("agent_add", None, name, None);
@@ -393,9 +396,12 @@ impl Relay {
     /// two grants; admin covers both); returns its grants.
     pub fn grant_agent(&self, name: &str, grant: Grant) -> Result<Value, Error> {
         let not_found = || -> Error {
-            let mut e = FieldError::new("name", "not_found", "no active agent of this name");
-            e.error = format!("no active agent named '{name}'");
-            e.into()
+            FieldError::new(
+                "name",
+                "not_found",
+                format!("no active agent is named '{name}'"),
+            )
+            .into()
         };
         let current = self.store.agent_grants(name)?.ok_or_else(not_found)?;
         let mut grants = grants_from_json(&current);
@@ -415,9 +421,12 @@ impl Relay {
     /// Revoke an agent: its token is refused from now on and its streams end.
     pub fn revoke_agent(&self, name: &str) -> Result<Value, Error> {
         if !self.store.agent_revoke(name, &crate::clock::now())? {
-            let mut e = FieldError::new("name", "not_found", "no active agent of this name");
-            e.error = format!("no active agent named '{name}'");
-            return Err(e.into());
+            return Err(FieldError::new(
+                "name",
+                "not_found",
+                format!("no active agent is named '{name}'"),
+            )
+            .into());
         }
         self.refresh_agents()?;
         self.audit("agent_revoke", None, name, None);
