@@ -114,7 +114,13 @@ impl Relay {
         let now = Instant::now();
         let (persist, came) = {
             let mut map = self.presence.lock();
-            let s = map.entry(name.to_owned()).or_default();
+            // The name is copied only the first time it is seen (this runs on every send).
+            if !map.contains_key(name) {
+                map.insert(name.to_owned(), Seen::default());
+            }
+            let Some(s) = map.get_mut(name) else {
+                return;
+            };
             let was_online =
                 s.holds > 0 || s.last.is_some_and(|l| l.elapsed() < self.presence.window);
             s.last = Some(now);
