@@ -108,6 +108,7 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             retention_days: config.retention_days,
             audit_enabled: config.audit_log,
             conformance_fixtures: config.limits.conformance_fixtures,
+            modern_era: true,
             default_lease_seconds: config.limits.default_lease_seconds,
             max_lease_seconds: config.limits.max_lease_seconds,
             default_max_attempts: config.limits.default_max_attempts,
@@ -207,6 +208,7 @@ fn run_stdio(config: &Config) -> Result<(), String> {
         stdin.lock(),
         std::io::stdout(),
         config.limits.max_request_bytes,
+        config.push.clone(),
         who,
     )
     .map_err(|e| format!("stdio: {e}"))

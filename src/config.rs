@@ -146,6 +146,8 @@ pub struct Config {
     pub audit_log: bool,
     /// MCP over stdio instead of HTTP.
     pub stdio: bool,
+    /// Channel push into the stdio session (`--push`).
+    pub push: Option<crate::transport::push::Push>,
     /// Limits and tunables.
     pub limits: Limits,
     /// Problems worth a warning on stderr (not fatal).
@@ -368,11 +370,50 @@ fn parse_host(host: &str) -> Result<(IpAddr, HostKind), ConfigError> {
     Ok((ip, kind))
 }
 
+/// `--push` / `--consumer` / `--self`: only together, and only with `--stdio`.
+fn push_settings(raw: &RawArgs) -> Result<Option<crate::transport::push::Push>, ConfigError> {
+    if raw.push.is_empty() {
+        if raw.consumer.is_some() || raw.self_name.is_some() {
+            return err("--consumer and --self go with --push CHANNEL");
+        }
+        return Ok(None);
+    }
+    if !raw.stdio {
+        return err("--push needs --stdio (it pushes into a local session)");
+    }
+    let consumer = match raw.consumer.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => c.to_owned(),
+        _ => return err("--push needs --consumer ID (whose cursor records delivery)"),
+    };
+    let mut channels = raw.push.clone();
+    channels.dedup();
+    let self_name = raw.self_name.clone().unwrap_or_else(|| consumer.clone());
+    use crate::validate::{identity_str, MAX_CHANNEL_CHARS, MAX_CONSUMER_CHARS, MAX_SENDER_CHARS};
+    let checks = channels
+        .iter()
+        .map(|c| ("--push", c, MAX_CHANNEL_CHARS))
+        .chain([
+            ("--consumer", &consumer, MAX_CONSUMER_CHARS),
+            ("--self", &self_name, MAX_SENDER_CHARS),
+        ]);
+    for (flag, value, max) in checks {
+        if let Err(e) = identity_str(flag, value, max) {
+            return err(format!("{flag} '{value}': {}", e.message));
+        }
+    }
+    Ok(Some(crate::transport::push::Push {
+        channels,
+        self_name,
+        consumer,
+    }))
+}
+
 /// Resolve flags and environment into a checked configuration.
 pub fn resolve(raw: RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let env = Env(env);
     let limits = limits(&env)?;
     let mut warnings = Vec::new();
+    let push = push_settings(&raw)?;
 
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
@@ -485,6 +526,7 @@ pub fn resolve(raw: RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
         retention_days,
         audit_log,
         stdio: raw.stdio,
+        push,
         limits,
         warnings,
     })

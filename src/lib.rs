@@ -59,6 +59,12 @@
 //!   its own threads, `ui` draws (the agents above the channels). The terminal is restored on every
 //!   exit path, panics included. Without the feature, `claude-bridge tui` exits 2 with one line
 //!   saying how to get it.
+//!   `client::wake` is `claude-bridge wake CHANNEL... --consumer ID`, the `asyncRewake` hook
+//!   that wakes an idle Claude Code session (a long-poll thread per channel, delivery
+//!   acknowledged on the consumer's cursor, then printed to stderr with exit 2);
+//!   `client::setup` is `claude-bridge setup claude-code` (the wake hooks and the MCP server
+//!   entry merged into Claude Code's settings) and `claude-bridge auth-header` (that entry's
+//!   header helper). Their words are parsed in `cli::wake` and `cli::setup`.
 //! - [`metrics`]: counters and the Prometheus text of `GET /metrics` (requests by route label
 //!   and status, sends, busy answers; gauges read at scrape time). `/metrics` and the readiness
 //!   check `GET /api/ready` (a write transaction opened and rolled back) need the token like the
@@ -68,14 +74,23 @@
 //! - [`wire`]: the request view and reply value shared by the front and the handlers.
 //! - [`api`]: the JSON API handlers.
 //! - [`transport`]: MCP transports. `stdio` (one JSON-RPC message per line), `sse` (legacy
-//!   HTTP+SSE: session registry, event streams on their own threads) and `streamable`
-//!   (Streamable HTTP at `/mcp`: sessions, header checks, GET stream, DELETE, stateless mode).
+//!   HTTP+SSE, deprecated by the specification, handshake era only: session registry, event
+//!   streams on their own threads) and `streamable` (Streamable HTTP at `/mcp`: sessions, header
+//!   checks, GET stream, DELETE, stateless mode; 2026-07-28 requests and their
+//!   `subscriptions/listen` streams). `stdio` and `streamable` choose the era per message.
+//!   `push`: channel push for `--stdio --push` (the `claude/channel` capability and a thread
+//!   per channel sending `notifications/claude/channel`, delivery recorded like `wake`'s); such
+//!   a session serves the handshake era only.
 //! - [`mcp`]: the transport-agnostic MCP core: JSON-RPC dispatch with the panic boundary,
 //!   `initialize` negotiation, [`mcp::spawn`] (the one way a call runs off the request path),
 //!   the tool table (`mcp/tools`: each tool once with its schema, whether it may wait, and its
 //!   function; message tools and task tools in their own files), the schema-driven argument
 //!   check (`mcp/schema.rs`), and the conformance-suite fixture tools (only with
-//!   `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`).
+//!   `CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`). [`mcp::era`] is the 2026-07-28 revision beside the
+//!   handshake era: which era a message asks for, the revision's checks and errors (-32020,
+//!   -32022, -32602, -32601/404), `server/discover`, and the dress of its results
+//!   (`resultType`, `ttlMs`/`cacheScope`, the server's identity); a transport marks the session
+//!   copy of a checked request [`mcp::Session::modern`] and [`mcp::handle`] answers in that era.
 //! - [`dashboard`]: `static/` (`index.html`, `style.css`, `app.js`: plain HTML/CSS/JS, no build
 //!   step) embedded with `include_bytes!`. The page lists channels from `/api/state` and the
 //!   roster from `/api/agents` when `/events/relay` says `ready`, then keeps both live from that
@@ -146,6 +161,34 @@
 //!
 //! ## Decisions where the spec is silent
 //!
+//! - Waking idle agents (issue 16). Delivery to an agent is the consumer cursor of
+//!   `POST /api/ack`: `wake` and `--push` give a message once per consumer id, so the two paths
+//!   (or two machines) sharing one consumer id never give it twice, and what came while nothing
+//!   waited is given next time. `wake` acknowledges before it prints (a crash between the two
+//!   loses the notice, never repeats it); `--push` writes the notification first and then
+//!   acknowledges (its client can vanish mid-write). Messages whose sender is `--self` (default:
+//!   the consumer id) are acknowledged unseen. `wake` exits 2 only with messages: usage errors
+//!   and refusals (401/403, a 4xx on its arguments) exit 1, since exit 2 from an `asyncRewake`
+//!   hook hands stderr to the model and a Stop hook failing that way would wake it after every
+//!   turn; transient failures (no connection, 5xx, 408/429) are retried every 250 ms doubling
+//!   to 2 s and never printed (stderr before a delivery would reach the model with it). It
+//!   shows messages of all its channels in `seq` order within `--max-bytes` (16 KiB): the first
+//!   always, cut with a note when alone over the budget; the rest stay unacknowledged and come
+//!   with the waiter the Stop hook starts right after the turn (the notice says so). Peer text
+//!   sits between `<peer-message nonce=…>` tags whose random nonce its author cannot know.
+//!   The single-waiter lock is `flock` on `claude-bridge-wake-<hash of URL and consumer>.lock`
+//!   in `$XDG_RUNTIME_DIR`, else in `<temp>/claude-bridge-<uid>/` (created 0700; refused when
+//!   another user owns it or others may write to it). A waiter ends (exit 0) within
+//!   a second when its parent, or the session above a hook shell, is gone. Only `http://`
+//!   relays (the scripting client has no TLS).
+//! - `setup claude-code` writes to `local` scope by default (hooks in
+//!   `.claude/settings.local.json`, the MCP entry under `~/.claude.json`'s project), since a
+//!   consumer id belongs to one person's machine. Its hooks are recognised for replacement by
+//!   the command `<this binary> wake … --consumer <id> …`; other hooks are kept. A token file is
+//!   named by absolute path; the MCP entry reads it through `headersHelper` (Claude Code runs a
+//!   project's helper only in a folder whose trust dialog was accepted). `--print` prints only
+//!   the hooks (Claude Code's settings carry no MCP servers) and names the `claude mcp add-json`
+//!   line on stderr.
 //! - Bind addresses are numeric (a static binary cannot rely on a resolver); `localhost` is
 //!   accepted and means 127.0.0.1.
 //! - Connections inherit a 30 s write timeout from the listening socket, so a client that stops
@@ -213,13 +256,35 @@
 //!   call runs on its own thread ([`mcp::spawn`]), off the request workers, and a stream thread
 //!   writes each notification as it happens, keep-alives while it waits, and the result last.
 //! - `/mcp` sessions idle for 30 minutes are dropped when next touched (and swept whenever a
-//!   session is created); the legacy-SSE and `/mcp` GET streams each count against
-//!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
+//!   session is created); the legacy-SSE, `/mcp` GET and `subscriptions/listen` streams each
+//!   count against `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
+//! - MCP 2026-07-28 (the stateless revision) is served beside the handshake era on `/mcp` and
+//!   `--stdio`, chosen per request: a request whose `_meta` names a protocol version, whose
+//!   method exists only in that revision (`server/discover`, `subscriptions/listen`) or (HTTP)
+//!   whose `MCP-Protocol-Version` is not a handshake version is checked by `mcp::era::check` and
+//!   run on a session copy marked modern (no session is created or looked up; a stray
+//!   `Mcp-Session-Id` is ignored); everything else, `initialize` first, is the handshake era
+//!   exactly as before. `/sse` stays handshake-only. Decisions: `server/discover` and -32022 list
+//!   every revision we serve, newest first (2026-07-28 statelessly, the rest through
+//!   `initialize`); `server/discover` and `tools/list` are `cacheScope: public` (the tool table
+//!   holds nothing per user) with `ttlMs` one hour (it is fixed for a process's life; the hour
+//!   bounds how long an upgrade goes unseen); an unknown tool stays an `isError` result as the
+//!   contract says, not -32602; other JSON-RPC errors of a modern request are 400 (-32600,
+//!   -32602, -32700, -320xx), 404 (-32601) or 200. Log messages go only to a request that
+//!   opted in with `io.modelcontextprotocol/logLevel`. `subscriptions/listen` is acknowledged
+//!   with an empty filter (our tool list never changes; we have no prompts or resources) and
+//!   then carries nothing: over HTTP a stream thread writes keep-alives, counts against
+//!   `CLAUDE_BRIDGE_MAX_MCP_STREAMS`, and ends with the graceful result when the relay stops;
+//!   on stdio it holds no state, and `notifications/cancelled` for it needs nothing. GET and
+//!   DELETE naming the modern version are 405. `Settings::modern_era` turns the revision off
+//!   for a process (one that pushes into Claude Code, which refuses pushes on 2026-07-28
+//!   connections, must stay on the handshake era): its modern requests then get the handshake
+//!   era's answers, so clients fall back to `initialize`.
 //! - A storage failure other than "busy" (disk full, I/O error) answers 503 with a JSON error
 //!   and is logged on stderr; it never becomes a 500.
 //! - SIGTERM/SIGINT is a graceful stop: the listener closes at once; every wait ends with its
-//!   normal result, every stream (event, `/sse`, `/mcp` GET and streamed calls) writes its final
-//!   chunk; requests in progress (counted from the arrival of their head until answered) finish
+//!   normal result, every stream (event, `/sse`, `/mcp` GET, `subscriptions/listen` and streamed
+//!   calls) writes its final chunk; requests in progress (counted from the arrival of their head until answered) finish
 //!   within 4 s; the write-ahead log is checkpointed (TRUNCATE); the process exits 0.
 //! - A request head must arrive within 10 s of its first byte (408, then closed; slow-loris),
 //!   with lines of at most 16 KiB and at most 128 header lines (400). At most

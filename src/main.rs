@@ -1,7 +1,7 @@
 //! The `claude-bridge` binary: parse, resolve, run, print one error line and pick the exit code
 //! (0 normal, 1 runtime failure, 2 usage or configuration error).
 
-use claude_bridge::client::scripting;
+use claude_bridge::client::{scripting, setup, wake};
 use claude_bridge::{app, cli, config};
 use std::process::ExitCode;
 
@@ -25,10 +25,26 @@ fn main() -> ExitCode {
                 std::env::var(k).ok()
             }));
         }
+        Ok(cli::Command::Wake(parsed)) => {
+            let env = |k: &str| std::env::var(k).ok();
+            return ExitCode::from(match *parsed {
+                cli::wake::Parsed::Help => {
+                    print!("{}", cli::wake::HELP);
+                    0
+                }
+                cli::wake::Parsed::Run(w) => wake::run(w, &env),
+            });
+        }
+        Ok(cli::Command::Setup(parsed)) => {
+            return ExitCode::from(setup::run(*parsed, &|k| std::env::var(k).ok()));
+        }
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!("Run 'claude-bridge --help' for usage.");
-            return ExitCode::from(2);
+            // `wake` runs as a hook, where exit 2 would hand this text to the model as a
+            // message (and wake it again after every turn): its usage errors exit 1.
+            let hook = std::env::args_os().nth(1).is_some_and(|a| a == "wake");
+            return ExitCode::from(if hook { 1 } else { 2 });
         }
     };
     let config = match config::resolve(raw, &|k| std::env::var(k).ok()) {

@@ -959,3 +959,62 @@ fn the_agent_subcommand_and_route_refuse_bad_input_with_clear_errors() {
     );
     assert_eq!(as_other.status, 200, "{}", as_other.text());
 }
+
+#[test]
+fn wake_fills_in_the_agents_card_with_its_machine_and_directory() {
+    let r = Relay::start(&["--auth-token", ADMIN], &[]);
+    let added = post(
+        &r,
+        ADMIN,
+        "/api/agents",
+        &json!({"name": "waker", "grants": ["ag:*=read"]}),
+    );
+    let token = added.json()["token"].as_str().unwrap().to_owned();
+    let dir = crate::support::TempDir::new();
+    let runtime = dir.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let url = format!("http://{}", r.addr);
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "wake",
+            "ag:x",
+            "--consumer",
+            "waker",
+            "--url",
+            &url,
+            "--token",
+            &token,
+            "--max-wait",
+            "30",
+        ])
+        .env_clear()
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let want_dir = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+    let card = || -> Value {
+        get(&r, ADMIN, "/api/agents").json()["roster"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "waker")
+            .map(|e| e["card"].clone())
+            .unwrap_or(Value::Null)
+    };
+    wait_until("wake sets the card", Duration::from_secs(10), || {
+        card()["directory"].as_str() == Some(want_dir.as_str())
+    });
+    assert_eq!(card()["machine"], hostname.trim());
+    let online = get(&r, ADMIN, "/api/agents").json()["roster"][0]["online"].clone();
+    assert_eq!(online, true, "waiting, the agent is online");
+    let _ = child.kill();
+    let _ = child.wait();
+}

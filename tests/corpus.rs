@@ -4,7 +4,7 @@
 //! 5xx, no hang; every JSON-RPC answer well formed; the relay alive and sound afterwards.
 
 use crate::support::{run_ok, Relay, TempDir};
-use claude_bridge::mcp::{self, Session};
+use claude_bridge::mcp::{self, era, Session};
 use claude_bridge::relay::{Relay as Core, Settings};
 use claude_bridge::store::Store;
 use serde_json::{json, Value};
@@ -216,6 +216,7 @@ fn a_hundred_thousand_mutated_jsonrpc_messages_through_the_mcp_core() {
             retention_days: 0,
             audit_enabled: true,
             conformance_fixtures: false,
+            modern_era: true,
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,
@@ -259,6 +260,43 @@ fn a_hundred_thousand_mutated_jsonrpc_messages_through_the_mcp_core() {
         );
         if let Some(resp) = out {
             well_formed(&resp, case, &msg.to_string());
+        }
+        // One case in four also as a 2026-07-28 request: the era's checks, then its answers.
+        if case % 4 == 1 {
+            let mut modern = msg.clone();
+            if let Some(params) = modern
+                .as_object_mut()
+                .map(|o| o.entry("params").or_insert_with(|| json!({})))
+            {
+                if let Some(p) = params.as_object_mut() {
+                    p.insert(
+                        "_meta".into(),
+                        json!({"io.modelcontextprotocol/protocolVersion": era::MODERN,
+                               "io.modelcontextprotocol/clientCapabilities": {}}),
+                    );
+                }
+            }
+            let t = Instant::now();
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match era::check(&modern, None) {
+                    Err(refusal) => Some(refusal.response),
+                    Ok(()) => {
+                        let mut copy = Session {
+                            modern: true,
+                            ..session.clone()
+                        };
+                        mcp::handle(&relay, &mut copy, &modern, &mut |_| {})
+                    }
+                }
+            }));
+            let out = out.unwrap_or_else(|_| panic!("case {case} (2026-07-28) panicked: {modern}"));
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "case {case} (2026-07-28): {modern}"
+            );
+            if let Some(resp) = out {
+                well_formed(&resp, case, &modern.to_string());
+            }
         }
     }
     eprintln!("100,000 JSON-RPC cases in {:?}", started.elapsed());

@@ -622,9 +622,11 @@ fn stdio_protocol_lines_bad_input_and_end_of_input() {
         .map(|l| serde_json::from_str(l).expect("stdout carries JSON-RPC only"))
         .collect();
     assert_eq!(lines.len(), 5);
+    // server/discover is the 2026-07-28 revision's (tests/eras.rs); without its `_meta` it is
+    // a malformed request.
     assert_eq!(
         (&lines[0]["id"], &lines[0]["error"]["code"]),
-        (&json!("d"), &json!(-32601))
+        (&json!("d"), &json!(-32602))
     );
     assert_eq!(
         (&lines[1]["id"], &lines[1]["error"]["code"]),
@@ -847,7 +849,8 @@ fn streamable_http_wire_status_codes() {
         &with(&[]),
     );
     assert_eq!((note.status, note.body.len()), (202, 0));
-    // Missing session → 400; unknown → 404; the discover probe → 400 with a JSON-RPC error.
+    // Missing session → 400; unknown → 404; a discover probe without its `_meta` → 400 with a
+    // JSON-RPC error (-32602; with it, see tests/eras.rs).
     let x = mcp_post(&r, PING, &[auth]);
     assert_eq!((x.status, rpc_code(&x)), (400, json!(-32600)));
     let x = mcp_post(
@@ -874,8 +877,13 @@ fn streamable_http_wire_status_codes() {
     assert_eq!(x.status, 406);
     let x = mcp_post(&r, PING, &with(&[("Accept", "application/json")]));
     assert_eq!(x.status, 200, "text/event-stream need not be listed");
+    // A version we do not know: the 2026-07-28 revision's answer, naming ours.
     let x = mcp_post(&r, PING, &with(&[("MCP-Protocol-Version", "1999-01-01")]));
-    assert_eq!((x.status, rpc_code(&x)), (400, json!(-32600)));
+    assert_eq!(
+        (x.status, x.json()["error"]["code"].clone()),
+        (400, json!(-32022))
+    );
+    assert_eq!(x.json()["error"]["data"]["requested"], "1999-01-01");
     assert_eq!(
         mcp_post(&r, PING, &with(&[("MCP-Protocol-Version", "2025-06-18")])).status,
         200

@@ -11,6 +11,7 @@ mod conformance;
 mod corpus;
 mod dashboard;
 mod delivery;
+mod eras;
 mod events;
 mod faults;
 mod limits;
@@ -25,3 +26,4 @@ mod queue;
 mod tls;
 #[cfg(feature = "tui")]
 mod tui;
+mod wake;

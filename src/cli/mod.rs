@@ -3,6 +3,8 @@
 
 pub mod agents;
 pub mod scripts;
+pub mod setup;
+pub mod wake;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -21,6 +23,10 @@ pub enum Command {
     Script(Box<scripts::Script>),
     /// `claude-bridge agent add|list|grant|revoke …`.
     Agent(Box<agents::AgentCommand>),
+    /// `claude-bridge wake CHANNEL... --consumer ID`: the hook that wakes an idle agent.
+    Wake(Box<wake::Parsed>),
+    /// `claude-bridge setup claude-code ...` and `claude-bridge auth-header ...`.
+    Setup(Box<setup::Parsed>),
     /// `claude-bridge tui [--url URL] [--sender NAME] [--token T]`.
     Tui {
         /// `--url`.
@@ -63,6 +69,12 @@ pub struct RawArgs {
     pub audit_log: bool,
     /// `--stdio`.
     pub stdio: bool,
+    /// `--push`, repeatable (with `--stdio`).
+    pub push: Vec<String>,
+    /// `--consumer` (with `--push`).
+    pub consumer: Option<String>,
+    /// `--self` (with `--push`).
+    pub self_name: Option<String>,
 }
 
 /// A command line that cannot be understood (exit 2).
@@ -91,6 +103,16 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
         }
         if word == "agent" {
             return agents::parse(args.split_off(1)).map(|a| Command::Agent(Box::new(a)));
+        }
+        if word == "wake" {
+            return wake::parse(args.split_off(1)).map(|w| Command::Wake(Box::new(w)));
+        }
+        if word == "setup" {
+            return setup::parse(args.split_off(1)).map(|s| Command::Setup(Box::new(s)));
+        }
+        if word == "auth-header" {
+            return setup::parse_auth_header(args.split_off(1))
+                .map(|s| Command::Setup(Box::new(s)));
         }
         if scripts::COMMANDS.contains(&word) {
             let word = word.to_owned();
@@ -128,6 +150,17 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             }
             Long("audit-log") => raw.audit_log = true,
             Long("stdio") => raw.stdio = true,
+            // `--push a b` and `--push a --push b` alike.
+            Long("push") => {
+                for v in p.values()? {
+                    let v = v.into_string().map_err(|_| {
+                        UsageError("--push: the value is not valid UTF-8".to_owned())
+                    })?;
+                    raw.push.push(v);
+                }
+            }
+            Long("consumer") => raw.consumer = Some(string(&mut p, "--consumer")?),
+            Long("self") => raw.self_name = Some(string(&mut p, "--self")?),
             other => return Err(other.unexpected().into()),
         }
     }
@@ -178,6 +211,10 @@ USAGE:
                                             terminal UI (builds with --features tui)
     claude-bridge agent add|list|grant|revoke ...
                                             agents with their own tokens and grants
+    claude-bridge setup claude-code --channel CH --consumer ID [--print]
+                                            make Claude Code sessions wake on messages
+    claude-bridge wake CHANNEL... --consumer ID
+                                            the hook: wait, print messages, exit 2
 
 OPTIONS:
     --host ADDR                  Address to listen on: 127.0.0.1 (default), ::1, localhost, a
@@ -204,6 +241,9 @@ OPTIONS:
     --tls-cert PATH, --tls-key PATH
                                  Serve HTTPS with these PEM files (both or neither)
     --stdio                      Speak MCP on stdin/stdout instead of listening (for a local agent)
+    --push CHANNEL --consumer ID [--self NAME]
+                                 With --stdio: push new messages on CHANNEL (repeatable) into
+                                 the session as Claude Code channel notifications
     -h, --help                   Show this help
     --version                    Show the version
 

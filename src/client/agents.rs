@@ -83,6 +83,7 @@ fn on_db(db: &std::path::Path, action: &AgentAction) -> Result<Value, Failure> {
             max_lease_seconds: d.max_lease_seconds,
             default_max_attempts: d.default_max_attempts,
             presence_window: Duration::from_secs(d.presence_seconds),
+            modern_era: true,
         },
     );
     let refused = |e: crate::error::Error| Failure::Refused(e.to_string());

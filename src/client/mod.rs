@@ -7,8 +7,10 @@
 
 pub mod agents;
 pub mod scripting;
+pub mod setup;
 #[cfg(feature = "tui")]
 pub mod tui;
+pub mod wake;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -79,7 +79,7 @@ pub(super) fn preflight(cfg: &Config, headers: &[Header]) -> Reply {
         .with_header(
             "Access-Control-Allow-Headers",
             "Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, \
-         Accept, Accept-Language, Content-Language",
+         Mcp-Method, Mcp-Name, Accept, Accept-Language, Content-Language",
         )
         .with_header("Access-Control-Max-Age", "600")
 }

@@ -307,6 +307,8 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
                 method: req.method,
                 session_id: header(headers, "Mcp-Session-Id"),
                 protocol_version: header(headers, "MCP-Protocol-Version"),
+                mcp_method: header(headers, "Mcp-Method"),
+                mcp_name: header(headers, "Mcp-Name"),
                 accept: header(headers, "Accept"),
                 credential: policy::authorization(headers),
                 who: &req.who,

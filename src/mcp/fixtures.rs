@@ -10,20 +10,24 @@ const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z
 const WAV: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=";
 
 /// Names of the fixture tools.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "test_simple_text",
     "test_image_content",
     "test_audio_content",
     "test_embedded_resource",
     "test_multiple_content_types",
     "test_tool_with_logging",
+    "test_logging_tool",
     "test_tool_with_progress",
     "test_error_handling",
 ];
 
 /// Whether a fixture emits notifications while it runs.
 pub fn streams(name: &str) -> bool {
-    matches!(name, "test_tool_with_logging" | "test_tool_with_progress")
+    matches!(
+        name,
+        "test_tool_with_logging" | "test_logging_tool" | "test_tool_with_progress"
+    )
 }
 
 /// Their `tools/list` entries.
@@ -63,7 +67,8 @@ pub fn call(
             json!({"type": "image", "data": PNG, "mimeType": "image/png"}),
             resource(),
         ],
-        "test_tool_with_logging" => {
+        // The 2026-07-28 suite's name; there a log message needs the request's opt-in.
+        "test_tool_with_logging" | "test_logging_tool" => {
             for (i, msg) in [
                 "Tool execution started",
                 "Tool processing data",

@@ -9,6 +9,7 @@
 //! - A call that may block ([`may_stream`]) runs off the request path, on a thread of its own
 //!   started by [`spawn`], on every transport.
 
+pub mod era;
 mod fixtures;
 mod schema;
 mod tools;
@@ -49,12 +50,18 @@ pub struct Session {
     pub version: Option<String>,
     /// Tool calls in flight, by request id (as JSON text): set a flag to cancel one.
     pub in_flight: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
-    /// Set by a transport that watches the client's connection for the one call this copy
-    /// runs: raised when the client leaves, it cancels the call (not shared between clones).
+    /// The cancel flag of the one call this copy runs, when the transport made it: one that
+    /// watches the client's connection raises it when the client leaves; stdio registers it in
+    /// `in_flight` before the call starts, so a cancellation read next finds it (not shared
+    /// between clones).
     pub hangup: Option<Arc<AtomicBool>>,
     /// Who the session acts as: the credential that opened it (the admin on a relay without
     /// agents, and on `--stdio` without an agent token).
     pub who: crate::relay::agents::Principal,
+    /// This copy serves one 2026-07-28 request ([`era`]): set by the transport after
+    /// [`era::check`] passed, it makes [`handle`] answer in that era (not shared between clones
+    /// of a session; a handshake session never has it).
+    pub modern: bool,
 }
 
 impl Session {
@@ -124,16 +131,24 @@ fn result(id: Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
-/// Handle one parsed JSON-RPC message. Returns the response to send, if any; notifications the
-/// call emits on the way (progress, log messages) go to `notify`, to be sent before it. A call
-/// that panics is answered with a JSON-RPC internal error (the bug is logged on stderr).
+/// Handle one parsed JSON-RPC message, in the era `session` says ([`Session::modern`]). Returns
+/// the response to send, if any; notifications the call emits on the way (progress, log
+/// messages) go to `notify`, to be sent before it. A call that panics is answered with a
+/// JSON-RPC internal error (the bug is logged on stderr).
 pub fn handle(
     relay: &Relay,
     session: &mut Session,
     msg: &Value,
     notify: &mut dyn FnMut(Value),
 ) -> Option<Value> {
-    catch_unwind(AssertUnwindSafe(|| dispatch(relay, session, msg, notify))).unwrap_or_else(|_| {
+    catch_unwind(AssertUnwindSafe(|| {
+        if session.modern {
+            era::respond(relay, session, msg, notify)
+        } else {
+            dispatch(relay, session, msg, notify)
+        }
+    }))
+    .unwrap_or_else(|_| {
         eprintln!("error: an MCP call panicked; answered with an internal error");
         let id = msg.get("id").filter(|id| id.is_string() || id.is_number());
         Some(error(
@@ -345,6 +360,7 @@ mod tests {
             retention_days: 0,
             audit_enabled: false,
             conformance_fixtures: false,
+            modern_era: true,
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,

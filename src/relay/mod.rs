@@ -39,6 +39,11 @@ pub struct Settings {
     pub audit_enabled: bool,
     /// Serve the MCP conformance-suite fixture tools (tests only; off by default).
     pub conformance_fixtures: bool,
+    /// Serve the stateless 2026-07-28 revision beside the handshake era (`mcp::era`). Off for a
+    /// process that must stay on the handshake era (one that pushes into Claude Code, which
+    /// refuses pushes on 2026-07-28 connections): modern requests then get the handshake era's
+    /// answers, so clients fall back to `initialize`.
+    pub modern_era: bool,
     /// Task lease when a claim names none (already capped at `max_lease_seconds`).
     pub default_lease_seconds: u64,
     /// Longest task lease; longer requests are clamped.

@@ -9,8 +9,15 @@
 //! (`mcp::may_stream`), which run on their own threads ([`mcp::spawn`]) so the session's other
 //! requests go on; every line is written whole under one lock. At end of input, calls still
 //! running finish first. A call that panics is answered with an error and the session goes on.
+//!
+//! Both eras share the pipe, chosen per message ([`mcp::era::is_modern`]): a 2026-07-28 request
+//! is checked and answered statelessly (on a copy of the session marked modern, sharing only the
+//! in-flight table, for cancellation); `initialize` starts the handshake era as before. A
+//! `subscriptions/listen` is acknowledged and then stays open, with nothing to carry (see
+//! [`mcp::era::listen_ack`]), until `notifications/cancelled` names it (no response) or input
+//! ends; it holds no state here.
 
-use crate::mcp::{self, code, Session};
+use crate::mcp::{self, code, era, Session};
 use crate::relay::Relay;
 use serde_json::Value;
 use std::io::{BufRead, Write};
@@ -32,9 +39,11 @@ pub fn serve(
     mut input: impl BufRead,
     output: impl Write + Send + 'static,
     max_line: usize,
+    mut push: Option<crate::transport::push::Push>,
     who: crate::relay::agents::Principal,
 ) -> std::io::Result<()> {
     let output: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(output));
+    let handshake_only = push.is_some();
     let mut session = Session {
         who,
         ..Session::default()
@@ -57,30 +66,88 @@ pub fn serve(
             if text.is_empty() {
                 None
             } else {
-                match crate::json::parse_body(text) {
+                let parsed = crate::json::parse_body(text);
+                // A `--push` session stays on the handshake era: Claude Code refuses channel
+                // notifications on a 2026-07-28 connection.
+                let modern = parsed.as_ref().is_ok_and(|m| {
+                    relay.settings.modern_era
+                        && !handshake_only
+                        && m.get("id").is_some()
+                        && era::is_modern(m, None)
+                });
+                let method = parsed
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| m.get("method"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let refused = match &parsed {
+                    Ok(m) if modern => era::check(m, None).err(),
+                    _ => None,
+                };
+                // A modern request runs on a copy of the session (stateless); a handshake
+                // request on the session itself.
+                let mut copy = session.clone();
+                copy.modern = modern;
+                match parsed {
+                    _ if refused.is_some() => refused.map(|r| r.response),
+                    Ok(msg) if modern && method.as_deref() == Some("subscriptions/listen") => {
+                        Some(era::listen_ack(&msg).unwrap_or_else(|e| e))
+                    }
                     Ok(msg) if mcp::may_stream(&relay, &msg) => {
                         let out = Arc::clone(&output);
                         let id = msg.get("id").cloned().unwrap_or(Value::Null);
-                        match mcp::spawn(Arc::clone(&relay), session.clone(), msg, move |o| {
-                            let (mcp::Out::Note(v) | mcp::Out::Reply(v)) = o;
+                        // Register the call's cancel flag before its thread starts, so a
+                        // `notifications/cancelled` read next always finds it; it leaves the
+                        // table when the call answers (or, cancelled, when the call ends).
+                        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                        let (flights, key) = (Arc::clone(&copy.in_flight), id.to_string());
+                        flights
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key.clone(), Arc::clone(&cancel));
+                        copy.hangup = Some(cancel);
+                        match mcp::spawn(Arc::clone(&relay), copy, msg, move |o| {
+                            let v = match o {
+                                mcp::Out::Note(v) => v,
+                                mcp::Out::Reply(v) => {
+                                    flights
+                                        .lock()
+                                        .unwrap_or_else(|p| p.into_inner())
+                                        .remove(&key);
+                                    v
+                                }
+                            };
                             let _ = send_line(&*out, &v);
                         }) {
                             Ok(t) => {
                                 running.push(t);
                                 None
                             }
-                            Err(_) => Some(mcp::error(
-                                id,
-                                code::INTERNAL_ERROR,
-                                "cannot start the call; retry later",
-                            )),
+                            Err(_) => {
+                                session
+                                    .in_flight
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .remove(&id.to_string());
+                                Some(mcp::error(
+                                    id,
+                                    code::INTERNAL_ERROR,
+                                    "cannot start the call; retry later",
+                                ))
+                            }
                         }
                     }
                     Ok(msg) => {
                         let out = Arc::clone(&output);
-                        mcp::handle(&relay, &mut session, &msg, &mut |n| {
+                        let state = if modern { &mut copy } else { &mut session };
+                        let mut reply = mcp::handle(&relay, state, &msg, &mut |n| {
                             let _ = send_line(&*out, &n);
-                        })
+                        });
+                        if push.is_some() {
+                            push_step(&relay, &output, &msg, reply.as_mut(), &mut push);
+                        }
+                        reply
                     }
                     Err(_) => Some(mcp::error(
                         Value::Null,
@@ -102,6 +169,34 @@ pub fn serve(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Channel push (`--push`): declare the capability in the `initialize` reply, and start
+/// pushing once the client says `notifications/initialized` (taking `push`, so only once).
+fn push_step(
+    relay: &Arc<Relay>,
+    output: &Arc<Mutex<dyn Write + Send>>,
+    msg: &Value,
+    reply: Option<&mut Value>,
+    push: &mut Option<crate::transport::push::Push>,
+) {
+    match msg.get("method").and_then(Value::as_str) {
+        Some("initialize") => {
+            if let Some(r) = reply {
+                crate::transport::push::declare(r);
+            }
+        }
+        Some("notifications/initialized") => {
+            if let Some(p) = push.take() {
+                let out = Arc::clone(output);
+                p.start(
+                    relay,
+                    Arc::new(move |n: &Value| send_line(&*out, n).is_ok()),
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Read one line (without its newline) into `line`, keeping at most `max` bytes. Returns
@@ -157,6 +252,81 @@ fn trim(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::Settings;
+    use crate::store::Store;
+    use serde_json::json;
+
+    /// The replies of a relay (modern era on or off) to `lines`, in order.
+    fn replies(modern_era: bool, lines: &[Value]) -> Vec<Value> {
+        let dir = std::env::temp_dir().join(format!(
+            "cb-stdio-{}-{}",
+            std::process::id(),
+            crate::ids::random_hex(4)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (store, _) = Store::open(&dir.join("t.db"), false).unwrap();
+        let settings = Settings {
+            max_message_bytes: 131_072,
+            retention_days: 0,
+            audit_enabled: false,
+            conformance_fixtures: false,
+            modern_era,
+            default_lease_seconds: 300,
+            max_lease_seconds: 3600,
+            default_max_attempts: 3,
+            presence_window: std::time::Duration::from_secs(60),
+        };
+        let relay = Arc::new(Relay::new(store, settings));
+        let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        serve(
+            relay,
+            input.as_bytes(),
+            Sink(Arc::clone(&out)),
+            1 << 20,
+            None,
+            crate::relay::agents::Principal::Admin,
+        )
+        .unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_modern_era_can_be_switched_off_per_process() {
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}});
+        let lines = [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "initialize",
+                   "params": {"protocolVersion": "2025-11-25"}}),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": meta}}),
+        ];
+        let on = replies(true, &lines);
+        assert_eq!(on[0]["result"]["supportedVersions"][0], "2026-07-28");
+        assert_eq!(on[1]["result"]["protocolVersion"], "2025-11-25");
+        assert_eq!(on[2]["result"]["resultType"], "complete");
+        // Off (a process that pushes into Claude Code): the probe fails as on a relay that
+        // predates the revision, so clients fall back to initialize; nothing is dressed.
+        let off = replies(false, &lines);
+        assert_eq!(off[0]["error"]["code"], code::METHOD_NOT_FOUND);
+        assert_eq!(off[1]["result"]["protocolVersion"], "2025-11-25");
+        assert!(off[2]["result"].get("resultType").is_none());
+        assert!(off[2]["result"]["tools"].is_array());
+    }
 
     #[test]
     fn lines_are_read_within_the_limit() {

@@ -2,6 +2,12 @@
 //! messages (answered with one JSON body), GET opens the session's server-to-client stream,
 //! DELETE ends the session.
 //!
+//! Both eras share the endpoint, chosen per request ([`mcp::era::is_modern`]): a 2026-07-28
+//! request is checked ([`mcp::era::check`]: headers against body, version, method) and served
+//! with no session at all; its waiting calls stream on the POST's own event stream and
+//! `subscriptions/listen` holds a stream of its own. GET or DELETE naming the modern version is
+//! 405. Everything else is the handshake era, unchanged.
+//!
 //! Invariants:
 //! - Session ids come from the OS CSPRNG; a missing id is 400, an unknown, deleted or expired one
 //!   404 (which makes clients re-initialize). A session is bound to the credential that opened
@@ -10,7 +16,7 @@
 //!   requests of one session run concurrently.
 //! - Transport-level JSON-RPC errors carry `"id": null`.
 
-use crate::mcp::{self, code, Session};
+use crate::mcp::{self, code, era, Session};
 use crate::relay::agents::Principal;
 use crate::relay::presence::Hold;
 use crate::relay::Relay;
@@ -52,6 +58,10 @@ pub struct Request<'a> {
     pub session_id: Option<&'a str>,
     /// `MCP-Protocol-Version`, if sent.
     pub protocol_version: Option<&'a str>,
+    /// `Mcp-Method`, if sent (2026-07-28).
+    pub mcp_method: Option<&'a str>,
+    /// `Mcp-Name`, if sent (2026-07-28).
+    pub mcp_name: Option<&'a str>,
     /// `Accept`, if sent.
     pub accept: Option<&'a str>,
     /// The request's credential (bearer token), if any.
@@ -100,6 +110,16 @@ impl Sessions {
     /// Answer one request to `/mcp`.
     pub fn serve(self: &Arc<Self>, relay: &Arc<Relay>, rq: &Request<'_>) -> Reply {
         use tiny_http::Method;
+        let modern_header = rq
+            .protocol_version
+            .is_some_and(|v| !mcp::VERSIONS.contains(&v.trim()));
+        if relay.settings.modern_era
+            && modern_header
+            && matches!(rq.method, Method::Get | Method::Delete)
+        {
+            // No GET stream and no session to end in the 2026-07-28 revision.
+            return Reply::method_not_allowed("POST");
+        }
         match rq.method {
             Method::Post => self.post(relay, rq),
             Method::Get if !self.stateless => self.get(relay, rq),
@@ -138,6 +158,14 @@ impl Sessions {
                 "Accept must list application/json",
             );
         }
+        let msg = match crate::json::parse_body(rq.body) {
+            Ok(v) => v,
+            Err(_) => return rpc_error(400, code::PARSE_ERROR, "Parse error: not JSON"),
+        };
+        let stream_ok = accepts(rq.accept, "text/event-stream");
+        if relay.settings.modern_era && era::is_modern(&msg, rq.protocol_version) {
+            return self.modern(relay, rq, msg, stream_ok);
+        }
         if let Some(v) = rq.protocol_version {
             if !mcp::VERSIONS.contains(&v) {
                 return rpc_error(
@@ -147,11 +175,6 @@ impl Sessions {
                 );
             }
         }
-        let msg = match crate::json::parse_body(rq.body) {
-            Ok(v) => v,
-            Err(_) => return rpc_error(400, code::PARSE_ERROR, "Parse error: not JSON"),
-        };
-        let stream_ok = accepts(rq.accept, "text/event-stream");
         if mcp::may_stream(relay, &msg) {
             // Session checks first, then the call runs on a stream thread that writes each
             // notification as it happens and the result last.
@@ -224,6 +247,120 @@ impl Sessions {
                 reply
             }
         }
+    }
+
+    /// A 2026-07-28 request: checked, then served with no session. A notification needs
+    /// nothing (the revision defines none over HTTP; closing a stream is the cancellation).
+    fn modern(&self, relay: &Arc<Relay>, rq: &Request<'_>, msg: Value, stream_ok: bool) -> Reply {
+        if msg.get("id").is_none() && msg.get("method").is_some() {
+            return Reply::empty(202);
+        }
+        let mirrors = era::Mirrors {
+            version: rq.protocol_version,
+            method: rq.mcp_method,
+            name: rq.mcp_name,
+        };
+        if let Err(r) = era::check(&msg, Some(&mirrors)) {
+            return Reply::json(r.status, &r.response);
+        }
+        if msg.get("method").and_then(Value::as_str) == Some("subscriptions/listen") {
+            return self.listen(relay, msg, stream_ok, rq.who);
+        }
+        let mut state = Session {
+            modern: true,
+            who: rq.who.clone(),
+            ..Session::default()
+        };
+        if mcp::may_stream(relay, &msg) {
+            return stream_call(Arc::clone(relay), state, msg, stream_ok, self.keepalive);
+        }
+        let mut notes = Vec::new();
+        let reply = mcp::handle(relay, &mut state, &msg, &mut |n| notes.push(n));
+        match reply {
+            Some(v) if stream_ok && !notes.is_empty() => {
+                let mut body = String::new();
+                for m in notes.iter().chain(std::iter::once(&v)) {
+                    body.push_str(&format!("event: message\ndata: {m}\n\n"));
+                }
+                let mut r = Reply::event_stream().with_header("X-Accel-Buffering", "no");
+                r.body = body.into_bytes();
+                r
+            }
+            Some(v) => {
+                let status = v["error"]["code"].as_i64().map_or(200, era::status);
+                Reply::json(status, &v)
+            }
+            None => Reply::empty(202),
+        }
+    }
+
+    /// `subscriptions/listen`: an event stream on its own thread that acknowledges, then carries
+    /// keep-alive comments (we have no list changes to announce) until the client leaves or the
+    /// relay stops, which ends it with the graceful result. Counts against the stream cap.
+    fn listen(&self, relay: &Arc<Relay>, msg: Value, stream_ok: bool, who: &Principal) -> Reply {
+        let ack = match era::listen_ack(&msg) {
+            Ok(a) => a,
+            Err(e) => return Reply::json(400, &e),
+        };
+        if !stream_ok {
+            let e = mcp::error(
+                msg["id"].clone(),
+                code::INVALID_REQUEST,
+                "subscriptions/listen answers with an event stream: Accept must list text/event-stream",
+            );
+            return Reply::json(406, &e);
+        }
+        let open = Arc::clone(&self.open_streams);
+        if open.fetch_add(1, Ordering::SeqCst) >= self.max_streams {
+            open.fetch_sub(1, Ordering::SeqCst);
+            return Reply::error(503, "too many MCP streams are open; retry later")
+                .with_header("Retry-After", "5");
+        }
+        let guard = StreamGuard {
+            streaming: Arc::new(AtomicBool::new(true)),
+            open,
+        };
+        let keepalive = self.keepalive;
+        let relay = Arc::clone(relay);
+        let who = who.clone();
+        // An agent's stream looks whether the agent was revoked four times a second.
+        let tick = match who {
+            Principal::Admin => keepalive,
+            Principal::Agent(_) => keepalive.min(Duration::from_millis(250)),
+        };
+        let mut reply = Reply::event_stream().with_header("X-Accel-Buffering", "no");
+        reply.stream = Some(Box::new(move |w: &mut dyn Write| {
+            let _guard = guard;
+            let _online = relay.hold_for(&who);
+            if write!(w, "event: message\ndata: {ack}\n\n")
+                .and_then(|()| w.flush())
+                .is_err()
+            {
+                return;
+            }
+            let mut quiet_since = Instant::now();
+            loop {
+                if relay.sleep(Instant::now() + tick) {
+                    let end = era::listen_end(&msg);
+                    let _ = write!(w, "event: message\ndata: {end}\n\n").and_then(|()| w.flush());
+                    return;
+                }
+                if who.revoked() {
+                    return;
+                }
+                if quiet_since.elapsed() < keepalive {
+                    continue;
+                }
+                quiet_since = Instant::now();
+                if w.write_all(b": keep-alive\n\n")
+                    .and_then(|()| w.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }));
+        reply
     }
 
     /// Handle a message (or a 2025-03-26 batch) and shape the HTTP answer.
@@ -387,7 +524,7 @@ fn stream_call(
             }
         });
     }
-    let mut reply = Reply::event_stream();
+    let mut reply = Reply::event_stream().with_header("X-Accel-Buffering", "no");
     reply.stream = Some(Box::new(move |w: &mut dyn Write| {
         // The call runs on its own thread and feeds this one; here we write what it sends, a
         // keep-alive comment when it is quiet, and cancel it if the client has gone away.

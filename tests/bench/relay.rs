@@ -7,15 +7,19 @@
 //!
 //! `cargo bench --bench relay -- compare [SECONDS]` runs the side-by-side comparison with the
 //! Python original instead (see `compare.rs`); `-- soak [MINUTES]` the soak run (`soak.rs`);
-//! `--features tls -- tls [SECONDS]` HTTPS beside plain HTTP (`tls.rs`).
+//! `--features tls -- tls [SECONDS]` HTTPS beside plain HTTP (`tls.rs`); `-- eras [ROUNDS]` the
+//! `bridge_send` round trip in the handshake era and in 2026-07-28 side by side (`eras.rs`);
+//! `-- wake [N]` an idle Claude Code session woken N times through the relay (`wake.rs`).
 //!
 //! Scenarios: `POST /api/send` at 1, 10 and 50 clients; `GET /api/messages?since_id=<newest>`
 //! (tail read) at 10 clients; the hello-world ceiling at 10 clients.
 
 mod compare;
+mod eras;
 mod soak;
 #[cfg(feature = "tls")]
 mod tls;
+mod wake;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -271,6 +275,18 @@ fn main() {
         println!(
             "the TLS bench needs the feature: cargo bench --bench relay --features tls -- tls"
         );
+        return;
+    }
+    if std::env::args().any(|a| a == "wake") {
+        let rounds = std::env::args()
+            .skip(1)
+            .find_map(|a| a.parse().ok())
+            .unwrap_or(20);
+        wake::run(rounds);
+        return;
+    }
+    if std::env::args().any(|a| a == "eras") {
+        eras::run(secs as usize);
         return;
     }
     if std::env::args().any(|a| a == "soak") {

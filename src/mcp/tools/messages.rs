@@ -190,7 +190,7 @@ pub(super) fn send(relay: &Relay, args: &Map<String, Value>, who: &Principal) ->
 }
 
 /// How long a wait may block before it reports progress (when asked to).
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+pub(super) const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub(super) fn wait(
     relay: &Relay,

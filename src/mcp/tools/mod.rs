@@ -134,7 +134,7 @@ pub static TOOLS: [Tool; 15] = [
         definition: tasks::claim_def,
         waits: Waits::When("wait_seconds"),
         need: Need::Channel(Mode::Write),
-        run: |c| tasks::claim(c.relay, c.args, c.cancel),
+        run: |c| tasks::claim(c.relay, c.args, c.progress_token, c.notify, c.cancel),
     },
     Tool {
         name: "bridge_complete",

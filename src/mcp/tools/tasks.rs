@@ -146,14 +146,44 @@ pub(super) fn enqueue(relay: &Relay, args: &Map<String, Value>) -> Outcome {
     Ok((Value::Object(out), text))
 }
 
+/// `bridge_claim`. A waiting claim whose request carries a progress token reports progress
+/// every [`super::messages::PROGRESS_EVERY`] while it waits, as `bridge_wait` does.
 pub(super) fn claim(
     relay: &Relay,
     args: &Map<String, Value>,
+    progress_token: Option<&Value>,
+    notify: &mut dyn FnMut(Value),
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Outcome {
-    let claim = relay.parse_claim(args)?;
+    let mut claim = relay.parse_claim(args)?;
+    let total = claim.wait;
+    let started = std::time::Instant::now();
+    let claimed = loop {
+        let left = total.saturating_sub(started.elapsed());
+        let slice = match progress_token {
+            Some(_) => left.min(super::messages::PROGRESS_EVERY),
+            None => left,
+        };
+        claim.wait = slice;
+        let got = relay.claim(&claim, cancel)?;
+        let stopping = relay.sleep(std::time::Instant::now());
+        if got.is_some()
+            || slice == left
+            || stopping
+            || cancel.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            break got;
+        }
+        if let Some(token) = progress_token {
+            notify(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                          "params": {"progressToken": token,
+                                     "progress": started.elapsed().as_secs(),
+                                     "total": total.as_secs(),
+                                     "message": format!("waiting for a task in {}", claim.channel)}}));
+        }
+    };
     let channel = &claim.channel;
-    let Some(c) = relay.claim(&claim, cancel)? else {
+    let Some(c) = claimed else {
         return Ok((
             json!({"channel": channel, "task": null}),
             format!("No task is available in {channel} right now."),
