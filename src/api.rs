@@ -109,17 +109,7 @@ pub fn state(relay: &Relay, events: &Subscribers, who: &Principal) -> Result<Rep
         .filter(|(id, _)| who.may(Mode::Read, id))
         .map(|(id, s)| {
             total += s.count;
-            let (group, name) = id.split_once(':').unwrap_or(("", id));
-            let last = clock::render(&s.last_timestamp);
-            json!({
-                "id": id,
-                "group": group,
-                "name": name,
-                "count": s.count,
-                "last_ts": clock::hms(&last),
-                "last_ts_full": last,
-                "senders": s.senders,
-            })
+            crate::relay::live::channel_json(id, s)
         })
         .collect();
     let up = relay.uptime_seconds();
@@ -399,13 +389,19 @@ const GET_OR_HEAD: &[Method] = &[Method::Get, Method::Head];
 fn grants_arg(v: Option<&Value>) -> Result<Vec<Grant>, Error> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|g| match g.as_str() {
-                Some(s) => Grant::parse(s).map_err(Error::from),
-                None => Err(FieldError::new("grants", "invalid_type", "must hold strings").into()),
-            })
-            .collect(),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for g in items {
+                match g.as_str() {
+                    Some(s) => out.push(Grant::parse(s)?),
+                    None => {
+                        let e = FieldError::new("grants", "invalid_type", "must hold strings");
+                        return Err(e.into());
+                    }
+                }
+            }
+            Ok(out)
+        }
         Some(_) => Err(FieldError::new(
             "grants",
             "invalid_type",

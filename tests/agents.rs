@@ -1018,3 +1018,105 @@ fn wake_fills_in_the_agents_card_with_its_machine_and_directory() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A 2026-07-28 (stateless) `tools/call` body.
+fn modern_call(id: u64, name: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": name, "arguments": args, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "agents-test", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+}
+
+#[test]
+fn grants_hold_on_the_stateless_2026_07_28_era_too() {
+    let (r, alice, _bob) = two_agents(&[]);
+    let call = |token: &str, body: &Value| -> Value {
+        let name = body["params"]["name"].as_str().unwrap().to_owned();
+        r.request(
+            "POST",
+            "/mcp",
+            &[
+                ("Authorization", &bearer(token)),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", &name),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+        .json()["result"]
+            .clone()
+    };
+    let own = call(
+        &alice,
+        &modern_call(
+            1,
+            "bridge_send",
+            json!({"channel": "alice:m", "content": "x"}),
+        ),
+    );
+    assert_eq!(
+        (
+            own["isError"].clone(),
+            own["structuredContent"]["sender"].clone()
+        ),
+        (json!(false), json!("alice")),
+        "{own}"
+    );
+    let theirs = call(
+        &alice,
+        &modern_call(2, "bridge_receive", json!({"channel": "bob:m"})),
+    );
+    assert_eq!(theirs["isError"], true, "{theirs}");
+    assert_eq!(theirs["structuredContent"]["code"], "forbidden");
+    let spoof = call(
+        &alice,
+        &modern_call(
+            3,
+            "bridge_send",
+            json!({"channel": "alice:m", "sender": "bob", "content": "x"}),
+        ),
+    );
+    assert_eq!(spoof["structuredContent"]["field"], "sender", "{spoof}");
+
+    // --stdio given alice's token, a modern line: the same refusal.
+    let mut child = std::process::Command::new(BIN)
+        .args(["--stdio", "--db", r.db.to_str().unwrap()])
+        .env_clear()
+        .env("CLAUDE_BRIDGE_AUTH_TOKEN", &alice)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "{}",
+        modern_call(4, "bridge_clear", json!({"channel": "alice:m"}))
+    )
+    .unwrap();
+    writeln!(
+        stdin,
+        "{}",
+        modern_call(
+            5,
+            "bridge_send",
+            json!({"channel": "bob:m", "content": "x"})
+        )
+    )
+    .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for l in &lines {
+        assert_eq!(l["result"]["isError"], true, "{l}");
+        assert_eq!(l["result"]["structuredContent"]["code"], "forbidden", "{l}");
+    }
+}

@@ -60,9 +60,13 @@ enum Failure {
 }
 
 fn grants(list: &[String]) -> Result<Vec<Grant>, Failure> {
-    list.iter()
-        .map(|g| Grant::parse(g).map_err(|e| Failure::Usage(format!("--grant {g}: {}", e.message))))
-        .collect()
+    let mut out = Vec::with_capacity(list.len());
+    for g in list {
+        out.push(
+            Grant::parse(g).map_err(|e| Failure::Usage(format!("--grant {g}: {}", e.message)))?,
+        );
+    }
+    Ok(out)
 }
 
 fn on_db(db: &std::path::Path, action: &AgentAction) -> Result<Value, Failure> {

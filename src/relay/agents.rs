@@ -16,7 +16,6 @@ use crate::error::Error;
 use crate::validate::{self, FieldError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -110,10 +109,11 @@ impl Grant {
 /// The grants of an agent as stored (a JSON array of `PATTERN=MODE`); unreadable entries are
 /// skipped.
 fn grants_from_json(text: &str) -> Vec<Grant> {
-    serde_json::from_str::<Vec<String>>(text)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|g| Grant::parse(g).ok())
+    let v: Value = serde_json::from_str(text).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| Grant::parse(g.as_str()?).ok())
         .collect()
 }
 
@@ -213,10 +213,10 @@ pub fn new_token() -> String {
     format!("cb_{}", crate::ids::token_urlsafe(32))
 }
 
-/// The agents of this process, by token hash.
+/// The agents of this process with their token hashes (few: a list is enough).
 #[derive(Default)]
 pub struct Registry {
-    by_hash: RwLock<HashMap<String, Arc<Agent>>>,
+    by_hash: RwLock<Vec<(String, Arc<Agent>)>>,
     /// The table fingerprint the map was loaded at.
     version: Mutex<Option<(i64, String)>>,
     any: AtomicBool,
@@ -231,18 +231,23 @@ impl Registry {
         self.by_hash
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&hash)
-            .cloned()
+            .iter()
+            .find(|(h, _)| *h == hash)
+            .map(|(_, a)| Arc::clone(a))
     }
 
     /// Follow the table: keep agents whose token is unchanged (grants updated in place),
     /// add new ones, raise the flag of those gone. Returns whether any was revoked.
     fn load(&self, rows: &[crate::store::AgentRow]) -> bool {
-        let mut map = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = HashMap::new();
+        let mut list = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = Vec::new();
         for row in rows.iter().filter(|r| r.revoked_at.is_none()) {
             let grants = grants_from_json(&row.grants);
-            let agent = match map.remove(&row.token_sha256) {
+            let old = list
+                .iter()
+                .position(|(h, _)| *h == row.token_sha256)
+                .map(|i| list.swap_remove(i).1);
+            let agent = match old {
                 Some(a) if a.name == row.name && a.admin == row.admin => {
                     *a.grants.write().unwrap_or_else(|p| p.into_inner()) = grants;
                     a
@@ -259,14 +264,14 @@ impl Registry {
                     })
                 }
             };
-            next.insert(row.token_sha256.clone(), agent);
+            next.push((row.token_sha256.clone(), agent));
         }
-        let revoked = !map.is_empty();
-        for a in map.values() {
+        let revoked = !list.is_empty();
+        for (_, a) in list.iter() {
             a.revoked.store(true, Ordering::SeqCst);
         }
         self.any.store(!next.is_empty(), Ordering::SeqCst);
-        *map = next;
+        *list = next;
         revoked
     }
 }
@@ -456,17 +461,21 @@ impl Relay {
 /// The grants as a set, in pattern order: one of each (pattern, mode), and none beside an
 /// `admin` grant of the same pattern (it covers them).
 fn dedup(grants: Vec<Grant>) -> Vec<Grant> {
-    let mut set: std::collections::BTreeSet<(String, Mode)> =
-        grants.into_iter().map(|g| (g.pattern, g.mode)).collect();
-    let admin: Vec<String> = set
+    // Few grants: inserted in order, duplicates dropped (no sort needed).
+    let mut out: Vec<Grant> = Vec::with_capacity(grants.len());
+    for g in grants {
+        let key = |x: &Grant| (x.pattern.clone(), x.mode);
+        if let Err(i) = out.binary_search_by(|x| key(x).cmp(&key(&g))) {
+            out.insert(i, g);
+        }
+    }
+    let admin: Vec<String> = out
         .iter()
-        .filter(|(_, m)| *m == Mode::Admin)
-        .map(|(p, _)| p.clone())
+        .filter(|g| g.mode == Mode::Admin)
+        .map(|g| g.pattern.clone())
         .collect();
-    set.retain(|(p, m)| *m == Mode::Admin || !admin.contains(p));
-    set.into_iter()
-        .map(|(pattern, mode)| Grant { pattern, mode })
-        .collect()
+    out.retain(|g| g.mode == Mode::Admin || !admin.contains(&g.pattern));
+    out
 }
 
 #[cfg(test)]

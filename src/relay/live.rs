@@ -115,7 +115,8 @@ impl Relay {
         }
     }
 
-    /// Announce a channel's counts as they are now (after a send, or another process's
+    /// Announce a channel's counts as they are now (its `/api/state` entry with `type`,
+    /// `channel` and `created` added) (after a send, or another process's
     /// commit): `{"type":"channel","channel","count","last_ts","created"}`, or a `cleared`
     /// event when it holds nothing any more.
     pub fn announce_channel(&self, channel: &str, created: bool) {
@@ -124,19 +125,30 @@ impl Relay {
         }
         match self.store.channel_stat(channel) {
             Ok(Some(s)) => {
-                let last = crate::clock::render(&s.last_timestamp);
-                self.announce(serde_json::json!({
-                    "type": "channel",
-                    "channel": channel,
-                    "count": s.count,
-                    "last_ts": crate::clock::hms(&last),
-                    "last_ts_full": last,
-                    "senders": s.senders,
-                    "created": created,
-                }));
+                let mut v = channel_json(channel, &s);
+                v["type"] = "channel".into();
+                v["channel"] = channel.into();
+                v["created"] = created.into();
+                self.announce(v);
             }
             Ok(None) => self.announce(serde_json::json!({"type": "cleared", "channel": channel})),
             Err(e) => eprintln!("warning: cannot read channel statistics: {e}"),
         }
     }
+}
+
+/// A channel as `/api/state` lists it: `id`, `group`, `name`, `count`, `last_ts`,
+/// `last_ts_full`, `senders` (also the body of a feed `channel` event).
+pub fn channel_json(id: &str, s: &crate::store::ChannelStat) -> Value {
+    let (group, name) = id.split_once(':').unwrap_or(("", id));
+    let last = crate::clock::render(&s.last_timestamp);
+    serde_json::json!({
+        "id": id,
+        "group": group,
+        "name": name,
+        "count": s.count,
+        "last_ts": crate::clock::hms(&last),
+        "last_ts_full": last,
+        "senders": s.senders,
+    })
 }

@@ -15,7 +15,7 @@ use super::Relay;
 use crate::error::Error;
 use crate::validate::FieldError;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,8 @@ pub const CARD_FIELDS: [&str; 4] = ["machine", "directory", "repo", "task"];
 
 #[derive(Debug, Default)]
 struct Seen {
+    /// What was last announced about the name: (online, card).
+    announced: Option<(bool, String)>,
     /// Waits, streams and sessions held now.
     holds: usize,
     /// Last seen here (`None`: only known from the db).
@@ -34,13 +36,9 @@ struct Seen {
     persisted: Option<Instant>,
 }
 
-/// What was last announced about a name: (online, card).
-type Announced = HashMap<String, (bool, String)>;
-
 /// Presence of this process.
 pub struct Board {
     seen: Mutex<HashMap<String, Seen>>,
-    announced: Mutex<Announced>,
     window: Duration,
 }
 
@@ -49,7 +47,6 @@ impl Board {
     pub fn new(window: Duration) -> Arc<Board> {
         Arc::new(Board {
             seen: Mutex::new(HashMap::new()),
-            announced: Mutex::new(HashMap::new()),
             window,
         })
     }
@@ -189,87 +186,83 @@ impl Relay {
         };
         let mut card: Map<String, Value> = self
             .store
-            .presence()?
-            .into_iter()
-            .find(|r| r.name == name)
-            .and_then(|r| serde_json::from_str(&r.card).ok())
+            .card(&name)?
+            .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or_default();
         for field in CARD_FIELDS {
-            match args.get(field) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(s)) if s.is_empty() => {
-                    card.remove(field);
-                }
-                Some(Value::String(s)) if s.chars().count() <= MAX_CARD_CHARS => {
-                    card.insert(field.into(), json!(s));
-                }
-                Some(Value::String(_)) => {
-                    return Err(FieldError::new(
-                        field,
-                        "too_long",
-                        format!("must be at most {MAX_CARD_CHARS} characters"),
-                    )
-                    .into())
-                }
+            let v = match args.get(field) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(s)) => s,
                 Some(_) => {
                     return Err(FieldError::new(field, "invalid_type", "must be a string").into())
                 }
+            };
+            if v.chars().count() > MAX_CARD_CHARS {
+                let why = format!("must be at most {MAX_CARD_CHARS} characters");
+                return Err(FieldError::new(field, "too_long", why).into());
+            }
+            if v.is_empty() {
+                card.remove(field);
+            } else {
+                card.insert(field.into(), Value::String(v.clone()));
             }
         }
-        let text = Value::Object(card).to_string();
-        self.store.touch(&name, &crate::clock::now(), Some(&text))?;
+        let card = Value::Object(card);
+        self.store
+            .touch(&name, &crate::clock::now(), Some(&card.to_string()))?;
         self.seen(&name);
         self.presence_changed(&name);
-        let entry = self.roster()?.into_iter().find(|e| e.name == name);
-        Ok(entry.map(|e| e.json()).unwrap_or(Value::Null))
+        Ok(json!({"name": name, "card": card}))
     }
 
     /// Everyone known, by name: active agents, names in `bridge_presence`, names seen here.
     pub fn roster(&self) -> Result<Vec<Entry>, Error> {
         let now_us = crate::clock::now_micros();
         let window_us = self.presence.window.as_micros() as i64;
-        let mut out: BTreeMap<String, Entry> = BTreeMap::new();
+        // Few names: a list, searched by name.
+        let mut out: Vec<Entry> = Vec::new();
+        // Kept in name order as it is filled (no sort needed afterwards).
+        fn slot<'e>(out: &'e mut Vec<Entry>, name: &str) -> &'e mut Entry {
+            let i = match out.binary_search_by(|e| e.name.as_str().cmp(name)) {
+                Ok(i) => i,
+                Err(i) => {
+                    let e = Entry {
+                        name: name.to_owned(),
+                        agent: false,
+                        online: false,
+                        last_seen: None,
+                        card: "{}".into(),
+                    };
+                    out.insert(i, e);
+                    i
+                }
+            };
+            &mut out[i]
+        }
         let agents = self.store.agents()?;
-        let revoked: std::collections::BTreeSet<String> = agents
+        let revoked: Vec<&str> = agents
             .iter()
             .filter(|a| a.revoked_at.is_some())
-            .map(|a| a.name.clone())
+            .map(|a| a.name.as_str())
             .collect();
-        for a in agents.into_iter().filter(|a| a.revoked_at.is_none()) {
-            out.insert(
-                a.name.clone(),
-                Entry {
-                    name: a.name,
-                    agent: true,
-                    online: false,
-                    last_seen: None,
-                    card: "{}".into(),
-                },
-            );
+        for a in agents.iter().filter(|a| a.revoked_at.is_none()) {
+            slot(&mut out, &a.name).agent = true;
         }
         for r in self.store.presence()? {
             let recent =
                 crate::clock::parse_rfc3339(&r.last_seen).is_ok_and(|t| now_us - t < window_us);
-            let e = out.entry(r.name.clone()).or_insert_with(|| Entry {
-                name: r.name.clone(),
-                agent: false,
-                online: false,
-                last_seen: None,
-                card: "{}".into(),
-            });
+            let e = slot(&mut out, &r.name);
             e.online |= recent;
             e.last_seen = Some(crate::clock::render(&r.last_seen));
             e.card = r.card;
         }
         let map = self.presence.lock();
         for (name, s) in map.iter() {
-            let e = out.entry(name.clone()).or_insert_with(|| Entry {
-                name: name.clone(),
-                agent: false,
-                online: false,
-                last_seen: None,
-                card: "{}".into(),
-            });
+            // A name only announced (never seen here) adds nothing.
+            if s.last.is_none() && s.holds == 0 {
+                continue;
+            }
+            let e = slot(&mut out, name);
             if let Some(l) = s.last {
                 let us = now_us - l.elapsed().as_micros() as i64;
                 let here = crate::clock::format_micros(us);
@@ -286,17 +279,15 @@ impl Relay {
         }
         drop(map);
         // A revoked agent is offline, whatever it still holds.
-        for e in out.values_mut() {
-            if !e.agent && revoked.contains(&e.name) {
+        for e in out.iter_mut() {
+            if !e.agent && revoked.contains(&e.name.as_str()) {
                 e.online = false;
             }
         }
         // With agents defined, the roster is the agents; without, every name seen.
-        let agents_only = out.values().any(|e| e.agent);
-        Ok(out
-            .into_values()
-            .filter(|e| e.agent || !agents_only)
-            .collect())
+        let agents_only = out.iter().any(|e| e.agent);
+        out.retain(|e| e.agent || !agents_only);
+        Ok(out)
     }
 
     /// `GET /api/agents` and `bridge_agents`: the roster, and for a relay admin every agent
@@ -328,27 +319,25 @@ impl Relay {
 
     /// Announce that `name` left the roster (a revoked agent).
     pub(super) fn presence_removed(&self, name: &str) {
-        self.presence
-            .announced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        if let Some(s) = self.presence.lock().get_mut(name) {
+            s.announced = None;
+        }
         self.announce(json!({"type": "presence", "name": name, "online": false, "removed": true}));
     }
 
     fn announce_if_changed(&self, e: &Entry) {
         let now = (e.online, e.card.clone());
         let changed = {
-            let mut a = self
-                .presence
-                .announced
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if a.get(&e.name) == Some(&now) {
-                false
-            } else {
-                a.insert(e.name.clone(), now);
-                true
+            let mut map = self.presence.lock();
+            if !map.contains_key(&e.name) {
+                map.insert(e.name.clone(), Seen::default());
+            }
+            match map.get_mut(&e.name) {
+                Some(s) if s.announced.as_ref() != Some(&now) => {
+                    s.announced = Some(now);
+                    true
+                }
+                _ => false,
             }
         };
         if changed {

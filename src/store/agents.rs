@@ -42,17 +42,19 @@ impl Store {
             "SELECT name, token_sha256, admin, grants, created_at, revoked_at \
              FROM bridge_agents ORDER BY name",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(AgentRow {
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(AgentRow {
                 name: r.get(0)?,
                 token_sha256: r.get(1)?,
                 admin: r.get::<_, i64>(2)? != 0,
                 grants: r.get(3)?,
                 created_at: r.get(4)?,
                 revoked_at: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            });
+        }
+        Ok(out)
     }
 
     /// A cheap fingerprint of the agents table (row count and newest change): when it moves,
@@ -136,14 +138,27 @@ impl Store {
         let mut stmt = g
             .conn
             .prepare_cached("SELECT name, last_seen, card FROM bridge_presence ORDER BY name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(PresenceRow {
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(PresenceRow {
                 name: r.get(0)?,
                 last_seen: r.get(1)?,
                 card: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            });
+        }
+        Ok(out)
+    }
+
+    /// The card of `name` (a JSON object as text), if it has a presence row.
+    pub fn card(&self, name: &str) -> Result<Option<String>, Error> {
+        let g = self.lock();
+        let v = g
+            .conn
+            .prepare_cached("SELECT card FROM bridge_presence WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?;
+        Ok(v)
     }
 
     /// Record that `name` was seen at `when` (kept when a later time is already stored), and

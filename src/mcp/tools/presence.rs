@@ -4,9 +4,8 @@
 
 use crate::mcp::schema::{annotations, no_args, tool, Outcome};
 use crate::relay::agents::Principal;
-use crate::relay::presence::MAX_CARD_CHARS;
 use crate::relay::Relay;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::fmt::Write;
 
 /// `bridge_agents`'s `tools/list` entry.
@@ -23,22 +22,20 @@ pub(super) fn agents_def(name: &str) -> Value {
 
 /// `bridge_card`'s `tools/list` entry.
 pub(super) fn card_def(name: &str) -> Value {
-    let field = |what: &str| {
-        json!({"type": "string", "maxLength": MAX_CARD_CHARS,
-               "description": format!("{what} (an empty string removes it).")})
-    };
+    // Parsed from text: a `json!` literal of this size costs kilobytes of code.
+    const SCHEMA: &str = r#"{"type": "object", "properties": {
+        "machine": {"type": "string", "maxLength": 512, "description": "The machine you run on."},
+        "directory": {"type": "string", "maxLength": 512, "description": "Your working directory."},
+        "repo": {"type": "string", "maxLength": 512, "description": "The repository you work in."},
+        "task": {"type": "string", "maxLength": 512, "description": "What you are working on now."},
+        "name": {"type": "string", "minLength": 1, "maxLength": 128,
+            "description": "Whose card: yours by default (with an agent token, only yours)."}},
+        "additionalProperties": false}"#;
     tool(
         name,
         "Tell the others who you are and what you are doing: set your card in the roster. \
-         Fields you leave out keep their value.",
-        json!({"type": "object", "properties": {
-            "machine": field("The machine you run on"),
-            "directory": field("Your working directory"),
-            "repo": field("The repository you work in"),
-            "task": field("What you are working on now"),
-            "name": {"type": "string", "minLength": 1, "maxLength": 128,
-                "description": "Whose card: yours by default (with an agent token, only yours)."}},
-         "additionalProperties": false}),
+         Fields you leave out keep their value; an empty string removes one.",
+        serde_json::from_str(SCHEMA).unwrap_or_default(),
         annotations("Set your card", false, false, Some(true)),
     )
 }
@@ -81,4 +78,24 @@ pub(super) fn card(relay: &Relay, args: &Map<String, Value>, who: &Principal) ->
         entry["card"]
     );
     Ok((entry, text))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_card_schema_parses_and_matches_the_limit() {
+        let d = super::card_def("bridge_card");
+        let props = &d["inputSchema"]["properties"];
+        for f in crate::relay::presence::CARD_FIELDS {
+            assert_eq!(
+                props[f]["maxLength"],
+                crate::relay::presence::MAX_CARD_CHARS,
+                "{f}"
+            );
+        }
+        assert_eq!(
+            props["name"]["maxLength"],
+            crate::validate::MAX_SENDER_CHARS
+        );
+    }
 }
