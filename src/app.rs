@@ -33,6 +33,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let mcp = crate::transport::streamable::Sessions::new(
         config.limits.stateless_http,
         config.limits.max_mcp_streams,
+        config.limits.max_mcp_sessions,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
     let events = crate::events::Subscribers::new(
@@ -41,9 +42,10 @@ pub fn run(config: Config) -> Result<(), String> {
         config.limits.sse_replay_limit,
         std::time::Duration::from_secs(config.limits.keepalive_seconds),
     );
-    let logins = Arc::new(crate::login::Logins::new(std::time::Duration::from_secs(
-        config.limits.session_ttl_seconds,
-    )));
+    let logins = Arc::new(crate::login::Logins::new(
+        std::time::Duration::from_secs(config.limits.session_ttl_seconds),
+        config.limits.max_logins,
+    ));
     let waking = Arc::clone(&relay);
     let hangups = crate::hangups::Hangups::start(move || waking.wake_all())
         .map_err(|e| format!("cannot start the hangup watcher: {e}"))?;
@@ -61,7 +63,7 @@ pub fn run(config: Config) -> Result<(), String> {
     });
     // Descriptors first: once the server exists, a connection flood may take them all.
     let signals = http::signals()?;
-    let server = http::server(listener, tls, ctx.config.limits.max_connections)?;
+    let server = http::server(listener, tls, &ctx.config.limits)?;
     // Printed after binding, so a reader may connect as soon as it sees it.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{banner}");
@@ -115,6 +117,11 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             presence_window: std::time::Duration::from_secs(config.limits.presence_seconds),
         },
     ));
+    relay.limit_waiting(config.limits.max_waiting);
+    relay.limit_audit(
+        config.limits.audit_detail_bytes,
+        config.limits.audit_fold_seconds,
+    );
     // Messages and clears committed by other processes on the same file wake this process's
     // waiters and event subscribers on those channels.
     relay

@@ -85,6 +85,30 @@ pub struct Limits {
     /// Serve the MCP conformance suite's fixture tools (`CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`;
     /// for the test suite only).
     pub conformance_fixtures: bool,
+    /// Seconds a new connection may stay silent (no byte sent since the accept) before it is
+    /// closed.
+    pub silent_seconds: u64,
+    /// Seconds a request body may take to arrive once the relay starts reading it.
+    pub body_timeout_seconds: u64,
+    /// Largest request head (request line and headers) in bytes; 431 beyond.
+    pub max_head_bytes: usize,
+    /// Bytes of request heads all connections may hold at once; 503 beyond.
+    pub head_memory_bytes: usize,
+    /// Bytes of request bodies read ahead (before a worker sees the request) by all connections
+    /// at once; past it, a worker reads the body.
+    pub body_memory_bytes: usize,
+    /// Live `/mcp` sessions; an `initialize` beyond gets 503.
+    pub max_mcp_sessions: usize,
+    /// Live dashboard logins; a login beyond gets 503.
+    pub max_logins: usize,
+    /// Calls and long-polls waiting off the request path at once (each on a thread of its
+    /// own: `/api/wait`, waiting MCP calls on every transport); 503 or a JSON-RPC error beyond.
+    pub max_waiting: usize,
+    /// Longest request path stored in an audit row (a longer one is cut, marked with `…`).
+    pub audit_detail_bytes: usize,
+    /// Rejections of one kind from one address within this many seconds of the first are
+    /// folded into its audit row (a count), not stored one by one.
+    pub audit_fold_seconds: u64,
 }
 
 impl Default for Limits {
@@ -111,6 +135,16 @@ impl Default for Limits {
             keepalive_seconds: 15,
             presence_seconds: 60,
             conformance_fixtures: false,
+            silent_seconds: 5,
+            body_timeout_seconds: 10,
+            max_head_bytes: 65_536,
+            head_memory_bytes: 64 * 1024 * 1024,
+            body_memory_bytes: 64 * 1024 * 1024,
+            max_mcp_sessions: 10_000,
+            max_logins: 10_000,
+            max_waiting: crate::relay::DEFAULT_MAX_WAITING,
+            audit_detail_bytes: 256,
+            audit_fold_seconds: 60,
         }
     }
 }
@@ -330,6 +364,47 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             86_400,
         )?,
         conformance_fixtures: env.bool("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES")?,
+        // At most the head timeout (10 s), which also counts from the accept.
+        silent_seconds: env.int("CLAUDE_BRIDGE_SILENT_SECONDS", d.silent_seconds, 1, 10)?,
+        body_timeout_seconds: env.int(
+            "CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS",
+            d.body_timeout_seconds,
+            1,
+            600,
+        )?,
+        max_head_bytes: n(
+            "CLAUDE_BRIDGE_MAX_HEAD_BYTES",
+            d.max_head_bytes,
+            1024,
+            2 * 1024 * 1024,
+        )?,
+        head_memory_bytes: n(
+            "CLAUDE_BRIDGE_HEAD_MEMORY_BYTES",
+            d.head_memory_bytes,
+            65_536,
+            big,
+        )?,
+        body_memory_bytes: n(
+            "CLAUDE_BRIDGE_BODY_MEMORY_BYTES",
+            d.body_memory_bytes,
+            0,
+            big,
+        )?,
+        max_mcp_sessions: n("CLAUDE_BRIDGE_MAX_MCP_SESSIONS", d.max_mcp_sessions, 1, big)?,
+        max_logins: n("CLAUDE_BRIDGE_MAX_LOGINS", d.max_logins, 1, big)?,
+        max_waiting: n("CLAUDE_BRIDGE_MAX_WAITING", d.max_waiting, 1, big)?,
+        audit_detail_bytes: n(
+            "CLAUDE_BRIDGE_AUDIT_DETAIL_BYTES",
+            d.audit_detail_bytes,
+            16,
+            16_384,
+        )?,
+        audit_fold_seconds: env.int(
+            "CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS",
+            d.audit_fold_seconds,
+            0,
+            3600,
+        )?,
     })
 }
 

@@ -44,8 +44,8 @@
 //!   checks, the banner.
 //! - [`app`]: the composition root; opens the relay (which starts the db watcher),
 //!   housekeeping, binds, prints the banner, serves.
-//! - [`http`]: the front. `http/mod.rs`: listener (`TCP_NODELAY`, timeouts), worker and drain
-//!   pools, the pipeline, graceful shutdown. `routes`: the route table, each route's rule
+//! - [`http`]: the front. `http/mod.rs`: listener (`TCP_NODELAY`, timeouts), the worker pool,
+//!   the pipeline, graceful shutdown. `routes`: the route table, each route's rule
 //!   (methods, auth, JSON body, metrics label) and its dispatch. `policy`: CORS, Host, Origin,
 //!   authentication, body framing, the headers on every reply. `handoff`: streams and deferred
 //!   replies on their own threads.
@@ -102,6 +102,8 @@
 //! - [`events`]: live channel event streams (`/events/channel/…`): subscriber caps, replay from
 //!   `Last-Event-ID`, tailing the event outbox through [`relay::Relay::next_events`]; and the
 //!   relay-wide stream (`/events/relay`) reading [`relay::live`].
+//! - [`expiring`]: a capped map of entries that expire, swept in O(1) amortised (the `/mcp`
+//!   sessions and the dashboard logins).
 //! - [`login`]: dashboard logins (`/api/session`): the token traded for an HttpOnly cookie,
 //!   kept in memory.
 //! - [`relay`]: the operations (send, read, wait, ack, clear, channels, audit, readiness, event
@@ -255,9 +257,27 @@
 //!   the conformance fixtures that notify) from a client that accepts `text/event-stream`: that
 //!   call runs on its own thread ([`mcp::spawn`]), off the request workers, and a stream thread
 //!   writes each notification as it happens, keep-alives while it waits, and the result last.
-//! - `/mcp` sessions idle for 30 minutes are dropped when next touched (and swept whenever a
-//!   session is created); the legacy-SSE, `/mcp` GET and `subscriptions/listen` streams each
-//!   count against `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
+//! - `/mcp` sessions idle for 30 minutes are dropped when next touched, and swept in O(1)
+//!   amortised when one is created ([`expiring`]); at most `CLAUDE_BRIDGE_MAX_MCP_SESSIONS`
+//!   (10,000) live at once and `CLAUDE_BRIDGE_MAX_LOGINS` (10,000) dashboard logins, 503 with
+//!   `Retry-After` beyond (a full map never evicts a live session: that would let anyone log
+//!   others out). The legacy-SSE, `/mcp` GET and `subscriptions/listen` streams each count
+//!   against `CLAUDE_BRIDGE_MAX_MCP_STREAMS`.
+//! - Every call or long-poll that waits off the request path holds a slot of
+//!   `CLAUDE_BRIDGE_MAX_WAITING` (1,024) for as long as its thread lives: `/api/wait`, JSON-only
+//!   `/mcp` waits, every [`mcp::spawn`] (legacy `POST /messages/`, streamed `/mcp` calls,
+//!   `--stdio`, each waiting call of a batch). Beyond: 503 with `Retry-After: 1`, or a
+//!   JSON-RPC error where the answer is a stream or a line. Waits are not tied to connections
+//!   (pipelined over one keep-alive connection, posted to one SSE session), so only this cap
+//!   bounds their threads.
+//! - A 2025-03-26 JSON-RPC batch on `/mcp` with a call that may wait is answered from a thread
+//!   of its own, its waiting calls side by side on theirs; the client leaving cancels them all.
+//! - Audit rows of rejections hold the path cut to `CLAUDE_BRIDGE_AUDIT_DETAIL_BYTES` (256,
+//!   `…` marks a cut), and repeats of one kind from one address within
+//!   `CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS` (60) of the first rewrite its row with a count instead
+//!   of adding rows; at most 1,024 such windows are open at once.
+//! - The bearer token is compared as SHA-256 digests with `constant_time_eq_32`: no early
+//!   return on a wrong length.
 //! - MCP 2026-07-28 (the stateless revision) is served beside the handshake era on `/mcp` and
 //!   `--stdio`, chosen per request: a request whose `_meta` names a protocol version, whose
 //!   method exists only in that revision (`server/discover`, `subscriptions/listen`) or (HTTP)
@@ -286,12 +306,29 @@
 //!   normal result, every stream (event, `/sse`, `/mcp` GET, `subscriptions/listen` and streamed
 //!   calls) writes its final chunk; requests in progress (counted from the arrival of their head until answered) finish
 //!   within 4 s; the write-ahead log is checkpointed (TRUNCATE); the process exits 0.
-//! - A request head must arrive within 10 s of its first byte (408, then closed; slow-loris),
-//!   with lines of at most 16 KiB and at most 128 header lines (400). At most
+//! - A new connection that sends nothing for `CLAUDE_BRIDGE_SILENT_SECONDS` (5) after its
+//!   accept is closed without an answer; its first head must be complete 10 s after the accept,
+//!   a later one 10 s after its first byte (408, then closed; slow-loris). Lines of at most
+//!   16 KiB and at most 128 header lines (400); a head of at most `CLAUDE_BRIDGE_MAX_HEAD_BYTES`
+//!   (64 KiB, 431 beyond); all heads held at once (being read, or of requests not yet answered)
+//!   at most `CLAUDE_BRIDGE_HEAD_MEMORY_BYTES` (64 MiB, 503 with `Retry-After: 1` beyond). At most
 //!   `CLAUDE_BRIDGE_MAX_CONNECTIONS` (16,384) connections are read at once; one more gets 503
 //!   with `Retry-After: 1` and is closed, without a thread of its own.
-//! - Connections inherit a 30 s read timeout: an idle keep-alive connection, or a client that
-//!   stops sending mid-request, is closed after it (a waiting request reads nothing meanwhile).
+//! - Connections inherit a 30 s read timeout: an idle keep-alive connection is closed after it
+//!   (a waiting request reads nothing meanwhile).
+//! - A body is read only where a handler uses it (a POST to `/api/send`, `/api/ack`,
+//!   `/api/clear`, `/mcp`, `/messages/`), and whole before a worker sees the request: tiny_http
+//!   reads it on the connection's own thread (up to the body limit, held within
+//!   `CLAUDE_BRIDGE_BODY_MEMORY_BYTES`, 64 MiB, a budget apart from the heads'; past it the
+//!   worker reads the body), and it must
+//!   arrive within `CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS` (10) of the head (else 400
+//!   `content-length mismatch` after authentication, as for a body cut short; 401 without a
+//!   token). Framing headers are checked on every mutation. A body
+//!   left unread (refused, not needed, or cut off by an error such as a bad chunk or the size
+//!   limit) is never drained: the answer says `Connection: close`, the connection ends after
+//!   it, and tiny_http's thread for the connection shuts the sending side and discards what
+//!   still comes for at most 2 s (so the close does not reset the answer away). Nothing after
+//!   such a body is ever parsed as a request.
 //! - HTTPS (`--tls-cert`/`--tls-key`) is served by the relay itself in a build with the `tls`
 //!   feature (rustls 0.23 + aws-lc-rs through the vendored tiny_http's `ssl-rustls`, made full
 //!   duplex there: a read never holds the TLS lock while it waits on the socket, so streams and
@@ -313,9 +350,7 @@
 //!   relay then exits 1 for its supervisor); anything else is retried with a backoff of at most
 //!   100 ms, reported on stderr at most every 10 s, so service comes back by itself when a flood
 //!   of connections ends. Signal handlers and other descriptors are set up before the first
-//!   accept. Requests refused before their body was read are
-//!   answered by two drain threads, so a client that declares a body and stays silent ties up a
-//!   drain thread for at most the read timeout, never a request worker.
+//!   accept.
 //!
 
 pub mod api;
@@ -327,6 +362,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod expiring;
 pub mod hangups;
 pub mod http;
 pub mod hub;

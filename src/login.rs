@@ -1,11 +1,13 @@
 //! Dashboard logins (`/api/session`, `http-api.md` §3.10): the bearer token is traded once for
 //! an HttpOnly cookie, so the page never keeps the token. Logins live in memory only (a restart
-//! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`. ("Session" in this
-//! crate means an MCP session; a dashboard sign-in is a login.)
+//! logs everyone out) and expire after `CLAUDE_BRIDGE_SESSION_TTL_SECONDS`; at most
+//! `CLAUDE_BRIDGE_MAX_LOGINS` live at once, expired ones swept in O(1) amortised
+//! ([`crate::expiring`]). ("Session" in this crate means an MCP session; a dashboard sign-in is
+//! a login.)
 
+use crate::expiring::{Expiring, Full};
 use crate::relay::agents::Principal;
 use crate::wire::{all, Reply};
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Method};
@@ -15,40 +17,39 @@ pub const COOKIE: &str = "claude_bridge_session";
 
 /// The live logins of this process.
 pub struct Logins {
-    /// Cookie value → (expiry, who signed in).
-    logins: Mutex<HashMap<String, (Instant, Principal)>>,
+    /// Cookie value → who signed in.
+    logins: Mutex<Expiring<Principal>>,
     ttl: Duration,
 }
 
 impl Logins {
-    /// No logins yet; each lasts `ttl`.
-    pub fn new(ttl: Duration) -> Logins {
+    /// No logins yet; each lasts `ttl`, at most `max` at once.
+    pub fn new(ttl: Duration, max: usize) -> Logins {
         Logins {
-            logins: Mutex::new(HashMap::new()),
+            logins: Mutex::new(Expiring::new(max)),
             ttl,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Principal)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<Principal>> {
         self.logins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Start a login for `who` (the admin, or the agent whose token was traded); returns its
-    /// cookie value (32 random bytes, URL-safe).
-    pub fn start(&self, who: Principal) -> String {
+    /// cookie value (32 random bytes, URL-safe), or [`Full`] when the most logins are live.
+    pub fn start(&self, who: Principal) -> Result<String, Full> {
         let id = crate::ids::token_urlsafe(32);
-        let mut map = self.lock();
-        map.retain(|_, (expires, who)| *expires > Instant::now() && !who.revoked());
-        map.insert(id.clone(), (Instant::now() + self.ttl, who));
-        id
+        self.lock()
+            .insert(id.clone(), who, Instant::now() + self.ttl)?;
+        Ok(id)
     }
 
     /// Who a cookie value signed in as, while the login lives (and its agent is not revoked).
     pub fn principal(&self, id: &str) -> Option<Principal> {
         self.lock()
-            .get(id)
-            .filter(|(e, who)| *e > Instant::now() && !who.revoked())
-            .map(|(_, who)| who.clone())
+            .get_mut(id)
+            .filter(|who| !who.revoked())
+            .map(|who| who.clone())
     }
 
     /// Whether a cookie value names a live login.
@@ -105,8 +106,11 @@ impl Logins {
                 if let Some(old) = cookie {
                     self.revoke(old);
                 }
-                let id = self.start(who.clone());
-                state(true).with_header("Set-Cookie", self.set_cookie(&id, secure))
+                match self.start(who.clone()) {
+                    Ok(id) => state(true).with_header("Set-Cookie", self.set_cookie(&id, secure)),
+                    Err(Full) => Reply::error(503, "too many dashboard logins; retry later")
+                        .with_header("Retry-After", "5"),
+                }
             }
             Method::Delete => {
                 if let Some(old) = cookie {
@@ -135,15 +139,15 @@ mod tests {
 
     #[test]
     fn logins_start_check_expire_and_revoke() {
-        let l = Logins::new(Duration::from_secs(60));
-        let id = l.start(Principal::Admin);
+        let l = Logins::new(Duration::from_secs(60), 10);
+        let id = l.start(Principal::Admin).unwrap();
         assert!(id.len() >= 43);
         assert!(l.valid(&id));
         assert!(!l.valid("other"));
         l.revoke(&id);
         assert!(!l.valid(&id));
-        let short = Logins::new(Duration::from_millis(1));
-        let id = short.start(Principal::Admin);
+        let short = Logins::new(Duration::from_millis(1), 10);
+        let id = short.start(Principal::Admin).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert!(!short.valid(&id));
         assert!(l.set_cookie("x", true).ends_with("SameSite=Strict; Secure"));

@@ -14,6 +14,7 @@ mod delivery;
 mod eras;
 mod events;
 mod faults;
+mod hardening;
 mod limits;
 mod login;
 mod malformed;

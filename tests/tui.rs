@@ -143,6 +143,9 @@ fn the_tui_shows_live_messages_sends_from_the_keyboard_and_quits_cleanly() {
 fn the_tui_says_when_the_relay_is_unreachable_or_refuses_the_token() {
     let r = Relay::start(&["--auth-token", "tui-token"], &[]);
     let tmux = Tmux(format!("cb-tui-x-{}-{}", std::process::id(), r.addr.port()));
+    // A session that outlives the cases: killing a case's session must not end the tmux server,
+    // or the next case's `new-session` can race the server's exit and find no server at all.
+    tmux.run(&["new-session", "-d", "-s", "keep", "sleep 600"]);
     let cases = [
         (
             format!("{BIN} tui --url http://127.0.0.1:1"),

@@ -118,9 +118,15 @@ pub(super) fn start_deferred(
     outer: Reply,
     later: crate::wire::Deferred,
     hangups: &Arc<crate::hangups::Hangups>,
-    busy: Busy,
+    busy: (Busy, crate::relay::WaitSlot),
 ) {
     let head_only = *rq.method() == Method::Head;
+    // A body left unread ends the connection after the answer (tiny_http closes it).
+    let close = if rq.body_pending() {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
     let watch = rq.connection().map(|c| hangups.watch(c));
     let mut writer = rq.into_writer();
     let spawned = thread::Builder::new()
@@ -139,7 +145,7 @@ pub(super) fn start_deferred(
             }
             let mut headers = outer.headers;
             headers.extend(inner.headers);
-            let length = format!("Content-Length: {}\r\n", inner.body.len());
+            let length = format!("Content-Length: {}\r\n{close}", inner.body.len());
             let mut bytes = head(inner.status, &headers, &length).into_bytes();
             if !head_only {
                 bytes.extend_from_slice(&inner.body);

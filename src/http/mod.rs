@@ -6,8 +6,11 @@
 //! Invariants:
 //! - Requests are handled by a fixed pool of workers pulling from `Server::recv()`; no thread per
 //!   request. A handler panic becomes a JSON 500 for that request only.
-//! - A body is read through a `take(max + 1)` reader, so an oversize body (declared or chunked)
-//!   is refused as soon as the limit is crossed, never buffered whole.
+//! - A body is read only where its handler uses it (`takes_body`; tiny_http has read it whole
+//!   on the connection's thread, within the body deadline, unless the body-memory budget was
+//!   spent), through a `take(max + 1)` reader, so an oversize body (declared or chunked) is refused as soon as the limit is
+//!   crossed, never buffered whole. A body left unread is never drained: tiny_http closes the
+//!   connection after the answer (`Connection: close`).
 //! - tiny_http's accept loop survives accept errors (patched, see the codemap); if the
 //!   listening socket itself is gone, a worker sees `recv()` fail and the process exits
 //!   non-zero so a supervisor restarts it, instead of silently serving nothing.
@@ -34,9 +37,6 @@ use tiny_http::{Header, Method, Request, Response, Server};
 /// before the socket read fails. A request that waits (long-poll) does not read meanwhile, so
 /// this does not bound waits.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Threads that answer requests refused before their body was read: dropping such a request
-/// drains the body from the socket, which a silent client can stretch to `READ_TIMEOUT`.
-const DRAIN_THREADS: usize = 2;
 /// How long a write may block on a client that stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stack size of request worker threads: room for 256-deep JSON in a debug build (the memory
@@ -105,13 +105,14 @@ pub fn signals() -> Result<signal_hook::iterator::Signals, String> {
 }
 
 /// The HTTP server on `listener`, serving HTTPS when `tls` is given (a build without the `tls`
-/// feature refuses it), reading at most `max_connections` connections at once. It accepts from
+/// feature refuses it), reading at most `limits.max_connections` connections at once, within
+/// the read deadlines and head bounds of `limits`. It accepts from
 /// now on (accept() survives EMFILE); requests wait for [`serve`]'s workers. Everything else
 /// that needs a descriptor must be set up before.
 pub fn server(
     listener: TcpListener,
     tls: Option<tiny_http::SslConfig>,
-    max_connections: usize,
+    limits: &crate::config::Limits,
 ) -> Result<Server, String> {
     let tls_given = tls.is_some();
     let server = Server::from_listener(listener, tls).map_err(|e| {
@@ -122,7 +123,17 @@ pub fn server(
         };
         format!("cannot {what}: {e}")
     })?;
-    server.limit_connections(max_connections, connection_refusal());
+    server.limit_connections(limits.max_connections, connection_refusal());
+    server.set_read_limits(tiny_http::ReadLimits {
+        silent: Duration::from_secs(limits.silent_seconds),
+        head: tiny_http::ReadLimits::default().head,
+        body: Duration::from_secs(limits.body_timeout_seconds),
+        max_head_bytes: limits.max_head_bytes,
+        head_memory: limits.head_memory_bytes,
+        body_memory: limits.body_memory_bytes,
+    });
+    // Bodies a handler will read arrive whole before a worker sees the request.
+    server.prefetch_bodies(limits.max_request_bytes, takes_body);
     server.set_own_headers(
         policy::EVERY_RESPONSE
             .iter()
@@ -130,6 +141,13 @@ pub fn server(
             .collect(),
     );
     Ok(server)
+}
+
+/// Whether a request's body will be read by its handler (a POST to a route taking JSON): such
+/// bodies are read whole on the connection's own thread before a worker takes the request.
+fn takes_body(method: &Method, url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or_default();
+    *method == Method::Post && Route::parse(path).rule().json_body
 }
 
 /// Serve requests with a pool of workers until a signal arrives or the listener fails.
@@ -145,19 +163,14 @@ pub fn serve(ctx: Arc<Ctx>, server: Server, mut signals: signal_hook::iterator::
         });
     }
     let server = Arc::new(server);
-    let drain = match drain_pool() {
-        Ok(d) => d,
-        Err(e) => return Stop::Fatal(format!("cannot start drain threads: {e}")),
-    };
     for i in 0..ctx.config.limits.workers.max(1) {
         let (ctx, server, tx) = (Arc::clone(&ctx), Arc::clone(&server), tx.clone());
-        let drain = drain.clone();
         let spawned = thread::Builder::new()
             .name(format!("worker-{i}"))
             .stack_size(WORKER_STACK)
             .spawn(move || loop {
                 match server.recv() {
-                    Ok(rq) => handle(&ctx, rq, &drain, Busy::enter(&ctx.busy)),
+                    Ok(rq) => handle(&ctx, rq, Busy::enter(&ctx.busy)),
                     Err(e) => {
                         let _ = tx.send(Stop::Fatal(format!(
                             "the listener stopped accepting connections: {e}"
@@ -242,42 +255,6 @@ impl Drop for Busy {
     }
 }
 
-/// A request refused before its body was read, with its answer.
-type Refused = (Request, Response<std::io::Cursor<Vec<u8>>>);
-
-/// Start the threads that answer (and so drain) refused requests; returns their queue.
-fn drain_pool() -> std::io::Result<mpsc::Sender<Refused>> {
-    let (tx, rx) = mpsc::channel::<Refused>();
-    let rx = Arc::new(std::sync::Mutex::new(rx));
-    for i in 0..DRAIN_THREADS {
-        let rx = Arc::clone(&rx);
-        thread::Builder::new()
-            .name(format!("drain-{i}"))
-            .stack_size(64 * 1024)
-            .spawn(move || loop {
-                // Take one job and release the lock before the (possibly slow) drain.
-                let job = match rx.lock() {
-                    Ok(r) => r.recv(),
-                    Err(p) => p.into_inner().recv(),
-                };
-                match job {
-                    Ok((rq, response)) => {
-                        let _ = rq.respond(response);
-                    }
-                    Err(_) => return,
-                }
-            })?;
-    }
-    Ok(tx)
-}
-
-/// Whether the request carries a body that tiny_http has not buffered for us (it pre-reads
-/// bodies of up to 1 KiB).
-fn has_large_body(rq: &Request) -> bool {
-    rq.body_length().is_none_or(|n| n > 1024)
-        && (rq.body_length().is_some() || header(rq.headers(), "Transfer-Encoding").is_some())
-}
-
 /// Run a handler; a panic becomes a JSON 500 for this request only (the bug is logged, the
 /// process and every other request go on).
 fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
@@ -288,9 +265,8 @@ fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
 }
 
 /// Run one request through the pipeline and write the reply.
-fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy) {
-    let mut body_read = false;
-    let reply = guarded(|| pipeline(ctx, &mut rq, &mut body_read));
+fn handle(ctx: &Ctx, mut rq: Request, busy: Busy) {
+    let reply = guarded(|| pipeline(ctx, &mut rq));
     let path = rq.url().split('?').next().unwrap_or_default();
     ctx.metrics
         .request(Route::parse(path).rule().label, reply.status);
@@ -300,8 +276,19 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy)
         return;
     }
     if let Some(later) = reply.deferred.take() {
-        handoff::start_deferred(rq, reply, later, &ctx.hangups, busy);
-        return;
+        // Each waits on a thread of its own: counted against the waiting cap, since a client
+        // may pipeline any number of them over one connection.
+        match ctx.relay.wait_slot() {
+            Some(slot) => {
+                handoff::start_deferred(rq, reply, later, &ctx.hangups, (busy, slot));
+                return;
+            }
+            None => {
+                let busy =
+                    Reply::error(503, crate::mcp::TOO_MANY_WAITING).with_header("Retry-After", "1");
+                reply = policy::finish(&ctx.config, &rq, busy);
+            }
+        }
     }
     // The whole body is in hand: always send Content-Length (tiny_http would switch replies of
     // 32 KiB and more to chunked encoding through an 8 KiB buffer).
@@ -313,21 +300,15 @@ fn handle(ctx: &Ctx, mut rq: Request, drain: &mpsc::Sender<Refused>, busy: Busy)
             response.add_header(h);
         }
     }
-    if !body_read && has_large_body(&rq) {
-        // Answering drops the request, which drains the unread body from the socket; keep
-        // that off the workers.
-        if let Err(mpsc::SendError((rq, response))) = drain.send((rq, response)) {
-            let _ = rq.respond(response);
-        }
-        return;
-    }
-    // A client that went away is not an error worth reporting.
+    // A body left unread (refused, or not needed) is never drained: tiny_http answers with
+    // `Connection: close` and closes the connection on its own thread. A client that went away
+    // is not an error worth reporting.
     let _ = rq.respond(response);
 }
 
 /// The stages of `http-api.md` §2, first failure answers: CORS preflight → Host allow-list →
 /// Origin check → JSON media type → authentication → body size and framing → the route.
-fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
+fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
     let cfg = &ctx.config;
     let url = rq.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -347,7 +328,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     // Rejections are recorded in the audit log when it is on (never changing the answer).
     let peer = rq.remote_addr().map(|a| a.ip().to_string());
     let reject = |kind: &str, reply: Reply| {
-        ctx.relay.audit(kind, None, path, peer.as_deref());
+        ctx.relay.audit_rejection(kind, path, peer.as_deref());
         reply
     };
     // 3. Host allow-list.
@@ -401,13 +382,17 @@ fn pipeline(ctx: &Ctx, rq: &mut Request, body_read: &mut bool) -> Reply {
     if let Some(name) = who.name() {
         ctx.relay.seen(name);
     }
-    // 7. Body size and framing.
-    let body = if mutation {
-        match policy::read_body(rq, &headers, cfg.limits.max_request_bytes) {
-            Ok(b) => {
-                *body_read = true;
-                b
-            }
+    // 7. Body size and framing, checked on every mutation; the body itself is read (within
+    // the body deadline) only where a handler uses it (a POST to a route taking JSON). Any
+    // other is left unread, and the connection closed after the answer.
+    if mutation {
+        if let Err(r) = policy::check_framing(&headers, cfg.limits.max_request_bytes) {
+            return reject("oversize_reject", r);
+        }
+    }
+    let body = if method == Method::Post && rule.json_body {
+        match policy::read_body(rq, cfg.limits.max_request_bytes) {
+            Ok(b) => b,
             Err(r) => return reject("oversize_reject", r),
         }
     } else {

@@ -6,7 +6,6 @@ use super::Ctx;
 use crate::config::Config;
 use crate::relay::agents::Principal;
 use crate::wire::{all, header, Reply};
-use constant_time_eq::constant_time_eq;
 use std::io::Read;
 use std::net::SocketAddr;
 use tiny_http::{Header, Method, Request};
@@ -216,7 +215,7 @@ pub(super) fn authenticate(
                 [] => crate::login::cookie_value(&all(headers, "Cookie"))
                     .and_then(|c| ctx.logins.principal(c)),
                 [one] => bearer(one).and_then(|cred| {
-                    if constant_time_eq(cred.as_bytes(), token.as_bytes()) {
+                    if token_matches(&cred, token) {
                         Some(Principal::Admin)
                     } else {
                         ctx.relay.agent_by_token(&cred)
@@ -248,12 +247,20 @@ pub(super) fn authenticate(
     }
 }
 
-/// Read the body within `max` bytes, checking the framing headers first (`http-api.md` §2.6).
-pub(super) fn read_body(
-    rq: &mut Request,
-    headers: &[Header],
-    max: usize,
-) -> Result<Vec<u8>, Reply> {
+/// Whether a presented credential is the token, in time that depends on neither the token nor
+/// how much of it a guess gets right, its length included: both are hashed to 32 bytes (SHA-256)
+/// and the digests compared in constant time. A plain comparison (`constant_time_eq` on the raw
+/// bytes included) returns at once when the lengths differ, which tells a guesser the length.
+fn token_matches(given: &str, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    let token: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    constant_time_eq::constant_time_eq_32(&given, &token)
+}
+
+/// Check the framing headers of a body of at most `max` bytes (`http-api.md` §2.6), reading
+/// nothing.
+pub(super) fn check_framing(headers: &[Header], max: usize) -> Result<(), Reply> {
     let lengths = all(headers, "Content-Length");
     let encodings = all(headers, "Transfer-Encoding");
     if lengths.len() > 1 {
@@ -279,6 +286,12 @@ pub(super) fn read_body(
             return Err(Reply::error(413, "request body too large"));
         }
     }
+    Ok(())
+}
+
+/// Read the body (its framing already checked) within `max` bytes: refused as soon as the limit
+/// is crossed, or when the body does not arrive within the body deadline.
+pub(super) fn read_body(rq: &mut Request, max: usize) -> Result<Vec<u8>, Reply> {
     let mut body = Vec::new();
     match rq.as_reader().take(max as u64 + 1).read_to_end(&mut body) {
         Ok(_) if body.len() > max => Err(Reply::error(413, "request body too large")),
@@ -290,6 +303,23 @@ pub(super) fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_match_only_themselves_whatever_the_length() {
+        let token = "s3cret-token";
+        assert!(token_matches(token, token));
+        let long = "x".repeat(4096);
+        for guess in [
+            "",
+            "s",
+            "s3cret-toke",
+            "s3cret-tokenX",
+            "S3cret-token",
+            &long,
+        ] {
+            assert!(!token_matches(guess, token), "{guess:?}");
+        }
+    }
 
     #[test]
     fn host_parsing() {

@@ -102,19 +102,29 @@ pub enum Out {
 /// bodies were parsed on the 2 MiB workers, stored content is parsed without recursion).
 const CALL_STACK: usize = 256 * 1024;
 
+/// Why [`spawn`] refused a call: the most calls are waiting already.
+pub const TOO_MANY_WAITING: &str = "too many calls are waiting; retry later";
+
 /// Run one message on a thread of its own, feeding what it produces to `out`: the one way every
 /// transport runs a call off the request path (the panic boundary is in [`handle`]). An error
-/// means the thread could not be started; the message was not handled.
+/// means the thread could not be started, or (`WouldBlock`) the most calls are waiting
+/// already ([`Relay::wait_slot`]); the message was not handled.
 pub fn spawn(
     relay: Arc<Relay>,
     mut session: Session,
     msg: Value,
     mut out: impl FnMut(Out) + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // Counted against the waiting cap: a client may send any number of such calls over one
+    // connection or pipe, and each costs a thread.
+    let slot = relay
+        .wait_slot()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::WouldBlock, TOO_MANY_WAITING))?;
     std::thread::Builder::new()
         .name("mcp-call".into())
         .stack_size(CALL_STACK)
         .spawn(move || {
+            let _slot = slot;
             let reply = handle(&relay, &mut session, &msg, &mut |n| out(Out::Note(n)));
             if let Some(r) = reply {
                 out(Out::Reply(r));

@@ -9,6 +9,7 @@
 //! - `store` and `hub` are private: everything outside asks the relay.
 
 pub mod agents;
+mod audit;
 pub mod live;
 pub mod presence;
 pub mod tasks;
@@ -114,6 +115,29 @@ pub struct Relay {
     /// The relay-wide event feed.
     feed: live::Feed,
     started: Instant,
+    /// Calls and long-polls running off the request path now, each on a thread of its own.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most of them at once (`CLAUDE_BRIDGE_MAX_WAITING`).
+    max_waiting: std::sync::atomic::AtomicUsize,
+    /// Rejections being folded into their audit rows.
+    folds: audit::Folds,
+    /// Longest request path stored in an audit row of a rejection.
+    audit_detail_bytes: std::sync::atomic::AtomicUsize,
+    /// Window in which repeated rejections from one address are folded into one audit row
+    /// (0: never folded).
+    audit_fold_seconds: std::sync::atomic::AtomicU64,
+}
+
+/// The most calls and long-polls waiting off the request path at once, by default.
+pub const DEFAULT_MAX_WAITING: usize = 1024;
+
+/// One call or long-poll counted as waiting off the request path, until dropped.
+pub struct WaitSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What [`Relay::next_events`] found.
@@ -139,11 +163,49 @@ impl Relay {
             presence: presence::Board::new(window),
             feed: Default::default(),
             started: Instant::now(),
+            waiting: Default::default(),
+            max_waiting: DEFAULT_MAX_WAITING.into(),
+            folds: Default::default(),
+            audit_detail_bytes: 256.into(),
+            audit_fold_seconds: 60.into(),
         };
         if let Err(e) = relay.refresh_agents() {
             eprintln!("warning: cannot read the agents: {e}");
         }
         relay
+    }
+
+    /// Cut request paths in audit rows of rejections to `detail_bytes`, and fold repeats within
+    /// `fold_seconds` (see [`Relay::audit_rejection`]).
+    pub fn limit_audit(&self, detail_bytes: usize, fold_seconds: u64) {
+        self.audit_detail_bytes
+            .store(detail_bytes, Ordering::SeqCst);
+        self.audit_fold_seconds
+            .store(fold_seconds, Ordering::SeqCst);
+    }
+
+    /// Allow at most `max` calls and long-polls waiting off the request path at once.
+    pub fn limit_waiting(&self, max: usize) {
+        self.max_waiting.store(max, Ordering::SeqCst);
+    }
+
+    /// A slot for one more call or long-poll to wait off the request path (each costs a
+    /// thread), or `None` when the most are waiting already: the caller answers "busy".
+    pub fn wait_slot(&self) -> Option<WaitSlot> {
+        let max = self.max_waiting.load(Ordering::SeqCst);
+        let mut now = self.waiting.load(Ordering::SeqCst);
+        loop {
+            if now >= max {
+                return None;
+            }
+            match self
+                .waiting
+                .compare_exchange(now, now + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Some(WaitSlot(Arc::clone(&self.waiting))),
+                Err(actual) => now = actual,
+            }
+        }
     }
 
     /// Seconds since this process started.
@@ -403,6 +465,26 @@ impl Relay {
     pub fn audit(&self, event: &str, channel: Option<&str>, detail: &str, ip: Option<&str>) {
         if self.settings.audit_enabled {
             self.store.audit(event, channel, detail, ip);
+        }
+    }
+
+    /// Record a rejected request (when the audit log is on): its path cut to
+    /// `audit_detail_bytes`, and repeats of the same kind from the same address within
+    /// `audit_fold_seconds` folded into the first one's row as a count, so a flood of
+    /// rejections cannot grow the database faster than one row per address and minute.
+    pub fn audit_rejection(&self, event: &str, path: &str, ip: Option<&str>) {
+        if !self.settings.audit_enabled {
+            return;
+        }
+        let excerpt = audit::excerpt(path, self.audit_detail_bytes.load(Ordering::SeqCst));
+        let window = Duration::from_secs(self.audit_fold_seconds.load(Ordering::SeqCst));
+        match self.folds.repeat(event, ip, window) {
+            Some((id, detail)) => self.store.audit_fold(id, &detail),
+            None => {
+                if let Some(id) = self.store.audit(event, None, &excerpt, ip) {
+                    self.folds.first(event, ip, id, excerpt, window);
+                }
+            }
         }
     }
 

@@ -7,9 +7,15 @@ use crate::error::Error;
 use rusqlite::params;
 
 impl Store {
-    /// Record an audit row. Failures are logged and swallowed: an audit row never changes the
-    /// outcome of the request it describes.
-    pub fn audit(&self, event: &str, channel: Option<&str>, detail: &str, ip: Option<&str>) {
+    /// Record an audit row; returns its id. Failures are logged and swallowed: an audit row
+    /// never changes the outcome of the request it describes.
+    pub fn audit(
+        &self,
+        event: &str,
+        channel: Option<&str>,
+        detail: &str,
+        ip: Option<&str>,
+    ) -> Option<i64> {
         let g = self.lock();
         let done = g
             .conn
@@ -17,10 +23,28 @@ impl Store {
                 "INSERT INTO audit (timestamp, event, channel, detail, ip) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut st| st.execute(params![clock::now(), event, channel, detail, ip]));
+        match done {
+            Ok(_) => Some(g.conn.last_insert_rowid()),
+            Err(e) => {
+                eprintln!("warning: cannot write an audit row: {e}");
+                None
+            }
+        }
+    }
+
+    /// Rewrite the detail of audit row `id` (repeats folded into it). Failures are logged and
+    /// swallowed, as for [`Store::audit`].
+    pub fn audit_fold(&self, id: i64, detail: &str) {
+        let g = self.lock();
+        let done = g
+            .conn
+            .prepare_cached("UPDATE audit SET detail = ?2 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, detail]));
         if let Err(e) = done {
             eprintln!("warning: cannot write an audit row: {e}");
         }
     }
+
     /// The newest `limit` audit rows, newest first.
     pub fn audit_events(&self, limit: usize) -> Result<Vec<serde_json::Value>, Error> {
         let g = self.lock();

@@ -151,9 +151,13 @@ impl Sessions {
                 let (mcp::Out::Note(v) | mcp::Out::Reply(v)) = o;
                 let _ = tx.send(v.to_string());
             });
-            if spawned.is_err() {
-                return Reply::error(503, "cannot start the call; retry later")
-                    .with_header("Retry-After", "1");
+            if let Err(e) = spawned {
+                let why = if e.kind() == std::io::ErrorKind::WouldBlock {
+                    mcp::TOO_MANY_WAITING
+                } else {
+                    "cannot start the call; retry later"
+                };
+                return Reply::error(503, why).with_header("Retry-After", "1");
             }
             return Reply::json(202, &json!({"status": "accepted"}));
         }

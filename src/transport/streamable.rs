@@ -11,18 +11,19 @@
 //! Invariants:
 //! - Session ids come from the OS CSPRNG; a missing id is 400, an unknown, deleted or expired one
 //!   404 (which makes clients re-initialize). A session is bound to the credential that opened
-//!   it.
+//!   it. At most `CLAUDE_BRIDGE_MAX_MCP_SESSIONS` live at once (an `initialize` beyond gets
+//!   503); idle ones are swept in O(1) amortised ([`crate::expiring`]).
 //! - The registry lock is held only to look up, insert or remove; tool calls run unlocked, so
 //!   requests of one session run concurrently.
 //! - Transport-level JSON-RPC errors carry `"id": null`.
 
+use crate::expiring::Expiring;
 use crate::mcp::{self, code, era, Session};
 use crate::relay::agents::Principal;
 use crate::relay::presence::Hold;
 use crate::relay::Relay;
 use crate::wire::Reply;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,7 +35,6 @@ const IDLE: Duration = Duration::from_secs(30 * 60);
 struct Entry {
     credential: Option<String>,
     state: Session,
-    last_used: Instant,
     /// Whether the session's GET stream is open (at most one).
     streaming: Arc<AtomicBool>,
     /// Keeps the session's agent online while the session lives.
@@ -43,7 +43,7 @@ struct Entry {
 
 /// The `/mcp` sessions of this process.
 pub struct Sessions {
-    map: Mutex<HashMap<String, Entry>>,
+    map: Mutex<Expiring<Entry>>,
     stateless: bool,
     max_streams: usize,
     keepalive: Duration,
@@ -87,10 +87,15 @@ fn accepts(accept: Option<&str>, media: &str) -> bool {
 }
 
 impl Sessions {
-    /// A registry; `stateless` issues and checks no sessions.
-    pub fn new(stateless: bool, max_streams: usize, keepalive: Duration) -> Arc<Sessions> {
+    /// A registry of at most `max_sessions`; `stateless` issues and checks no sessions.
+    pub fn new(
+        stateless: bool,
+        max_streams: usize,
+        max_sessions: usize,
+        keepalive: Duration,
+    ) -> Arc<Sessions> {
         Arc::new(Sessions {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Expiring::new(max_sessions)),
             stateless,
             max_streams,
             keepalive,
@@ -98,7 +103,7 @@ impl Sessions {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Expiring<Entry>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -132,16 +137,12 @@ impl Sessions {
     /// Look a session up (touching it), or the 404 that makes a client re-initialize.
     fn find(&self, id: &str, credential: Option<&str>) -> Result<Session, Reply> {
         let mut map = self.lock();
-        let fresh = match map.get_mut(id) {
-            Some(e) if e.last_used.elapsed() < IDLE && e.credential.as_deref() == credential => {
-                e.last_used = Instant::now();
-                return Ok(e.state.clone());
+        if let Some(e) = map.get_mut(id) {
+            if e.credential.as_deref() == credential {
+                let state = e.state.clone();
+                map.touch(id, Instant::now() + IDLE);
+                return Ok(state);
             }
-            Some(e) => e.last_used.elapsed() < IDLE,
-            None => true,
-        };
-        if !fresh {
-            map.remove(id);
         }
         Err(rpc_error(
             404,
@@ -213,19 +214,21 @@ impl Sessions {
                 };
                 let id = crate::ids::random_hex(16);
                 let reply = self.respond(relay, &mut state, &msg, Some(&id), stream_ok);
-                let mut map = self.lock();
-                map.retain(|_, e| e.last_used.elapsed() < IDLE);
-                map.insert(
-                    id,
-                    Entry {
-                        credential: rq.credential.map(str::to_owned),
-                        state,
-                        last_used: Instant::now(),
-                        streaming: Arc::new(AtomicBool::new(false)),
-                        _online: relay.hold_for(rq.who),
-                    },
-                );
-                reply
+                let entry = Entry {
+                    credential: rq.credential.map(str::to_owned),
+                    state,
+                    streaming: Arc::new(AtomicBool::new(false)),
+                    _online: relay.hold_for(rq.who),
+                };
+                match self.lock().insert(id, entry, Instant::now() + IDLE) {
+                    Ok(()) => reply,
+                    Err(crate::expiring::Full) => rpc_error(
+                        503,
+                        code::INTERNAL_ERROR,
+                        "too many MCP sessions are open; retry later",
+                    )
+                    .with_header("Retry-After", "5"),
+                }
             }
             None => rpc_error(
                 400,
@@ -366,7 +369,7 @@ impl Sessions {
     /// Handle a message (or a 2025-03-26 batch) and shape the HTTP answer.
     fn respond(
         &self,
-        relay: &Relay,
+        relay: &Arc<Relay>,
         state: &mut Session,
         msg: &Value,
         new_id: Option<&str>,
@@ -381,6 +384,14 @@ impl Sessions {
                         400,
                         code::INVALID_REQUEST,
                         "batches are only accepted in sessions on protocol 2025-03-26",
+                    );
+                }
+                if items.iter().any(|m| mcp::may_stream(relay, m)) {
+                    return waiting_batch(
+                        Arc::clone(relay),
+                        state.clone(),
+                        items.clone(),
+                        stream_ok,
                     );
                 }
                 let out: Vec<Value> = items
@@ -398,20 +409,7 @@ impl Sessions {
                 )
             }
         };
-        let mut r = match reply {
-            // Notifications the call emitted go first, as an SSE body, when the client takes one.
-            Some(v) if stream_ok && !notes.is_empty() => {
-                let mut body = String::new();
-                for m in notes.iter().chain(std::iter::once(&v)) {
-                    body.push_str(&format!("event: message\ndata: {m}\n\n"));
-                }
-                let mut r = Reply::event_stream();
-                r.body = body.into_bytes();
-                r
-            }
-            Some(v) => Reply::json(200, &v),
-            None => Reply::empty(202),
-        };
+        let mut r = shape(reply, &notes, stream_ok);
         if let Some(id) = new_id {
             r = r.with_header("Mcp-Session-Id", id);
         }
@@ -436,7 +434,7 @@ impl Sessions {
         if let Err(r) = self.find(id, rq.credential) {
             return r;
         }
-        let streaming = match self.lock().get(id) {
+        let streaming = match self.lock().get_mut(id) {
             Some(e) => Arc::clone(&e.streaming),
             None => return rpc_error(404, code::INVALID_REQUEST, "session not found"),
         };
@@ -504,6 +502,76 @@ impl Sessions {
     }
 }
 
+/// The HTTP answer to a message or batch: its response, after the notifications the calls
+/// emitted (as an SSE body, when the client takes one), or 202 when there is no response.
+fn shape(reply: Option<Value>, notes: &[Value], stream_ok: bool) -> Reply {
+    match reply {
+        Some(v) if stream_ok && !notes.is_empty() => {
+            let mut body = String::new();
+            for m in notes.iter().chain(std::iter::once(&v)) {
+                body.push_str(&format!("event: message\ndata: {m}\n\n"));
+            }
+            let mut r = Reply::event_stream();
+            r.body = body.into_bytes();
+            r
+        }
+        Some(v) => Reply::json(200, &v),
+        None => Reply::empty(202),
+    }
+}
+
+/// Answer a batch holding calls that may wait from a thread of its own, off the request
+/// workers: each waiting call runs on its own thread ([`mcp::spawn`], counted against the
+/// waiting cap), so they wait side by side; the others run here. A client that leaves cancels
+/// every call of the batch. The responses come in the order of the batch.
+fn waiting_batch(relay: Arc<Relay>, state: Session, items: Vec<Value>, stream_ok: bool) -> Reply {
+    Reply::later(move |gone| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, mcp::Out)>();
+        let mut replies: Vec<Option<Value>> = vec![None; items.len()];
+        let mut notes = Vec::new();
+        let mut running = Vec::new();
+        for (i, m) in items.into_iter().enumerate() {
+            let mut session = state.clone();
+            if !mcp::may_stream(&relay, &m) {
+                replies[i] = mcp::handle(&relay, &mut session, &m, &mut |n| notes.push(n));
+                continue;
+            }
+            session.hangup = Some(Arc::clone(&gone));
+            let id = m.get("id").cloned().unwrap_or(Value::Null);
+            let tx = tx.clone();
+            match mcp::spawn(Arc::clone(&relay), session, m, move |o| {
+                let _ = tx.send((i, o));
+            }) {
+                Ok(t) => running.push(t),
+                Err(e) => {
+                    let why = if e.kind() == std::io::ErrorKind::WouldBlock {
+                        mcp::TOO_MANY_WAITING
+                    } else {
+                        "cannot start the call; retry later"
+                    };
+                    replies[i] = Some(mcp::error(id, code::INTERNAL_ERROR, why));
+                }
+            }
+        }
+        drop(tx);
+        for (i, out) in rx {
+            match out {
+                mcp::Out::Note(n) => notes.push(n),
+                mcp::Out::Reply(v) => replies[i] = Some(v),
+            }
+        }
+        for t in running {
+            let _ = t.join();
+        }
+        let out: Vec<Value> = replies.into_iter().flatten().collect();
+        shape(
+            (!out.is_empty()).then_some(Value::Array(out)),
+            &notes,
+            stream_ok,
+        )
+    })
+}
+
 /// Answer one call that may wait from a stream thread, off the request workers: as an event
 /// stream written while it runs (notifications as they happen, the result last) when the client
 /// accepts one, else as one JSON body written when the call ends.
@@ -531,13 +599,22 @@ fn stream_call(
         let (tx, rx) = std::sync::mpsc::channel::<(Value, bool)>();
         let in_flight = state.clone();
         let key = msg.get("id").map(Value::to_string);
+        let msg_id = msg.get("id").cloned();
         let spawned = mcp::spawn(Arc::clone(&relay), state, msg, move |o| {
             let _ = tx.send(match o {
                 mcp::Out::Note(v) => (v, false),
                 mcp::Out::Reply(v) => (v, true),
             });
         });
-        if spawned.is_err() {
+        if let Err(e) = spawned {
+            let why = if e.kind() == std::io::ErrorKind::WouldBlock {
+                mcp::TOO_MANY_WAITING
+            } else {
+                "cannot start the call; retry later"
+            };
+            let id = msg_id.unwrap_or(Value::Null);
+            let error = mcp::error(id, code::INTERNAL_ERROR, why);
+            let _ = write!(w, "event: message\ndata: {error}\n\n").and_then(|()| w.flush());
             return;
         }
         loop {

@@ -46,7 +46,25 @@ pub struct ClientConnection {
 
     // claude-bridge patch: headers for the answers written here (see `Server::set_own_headers`)
     own_headers: std::sync::Arc<[crate::Header]>,
+
+    // claude-bridge patch: raised when a request is dropped with its body unread: the
+    // connection then ends after that request's answer (see `request::BodyState`)
+    closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+
+    // claude-bridge patch: the server's count of bytes held in request heads
+    head_memory: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+
+    // claude-bridge patch: the server's count of bytes held in bodies read ahead
+    body_memory: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+
+    // claude-bridge patch: which bodies to read whole before handing a request out
+    prefetch: Option<crate::Prefetch>,
 }
+
+/// claude-bridge patch: how long a connection closed with input left unread keeps discarding
+/// what the client still sends (after its answer is written and the sending side shut), so that
+/// closing does not reset the connection under the answer before the client has read it.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// claude-bridge patch: the longest line of a request head, and the most header lines.
 const MAX_HEAD_LINE: usize = 16 * 1024;
@@ -57,6 +75,13 @@ const MAX_HEADERS: usize = 128;
 enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    /// claude-bridge patch: the head is larger than `ReadLimits::max_head_bytes`
+    HeadTooLarge(HTTPVersion),
+    /// claude-bridge patch: the heads held by all connections would pass
+    /// `ReadLimits::head_memory`
+    HeadMemoryFull(HTTPVersion),
+    /// claude-bridge patch: the previous request left its body unread; the connection ends
+    Closing,
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -67,8 +92,11 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: crate::util::ReadLimits,
+        [head_memory, body_memory]: [std::sync::Arc<std::sync::atomic::AtomicUsize>; 2],
+        prefetch: Option<crate::Prefetch>,
     ) -> ClientConnection {
-        let head_clock = std::sync::Arc::new(crate::util::HeadClock::new());
+        let head_clock = std::sync::Arc::new(crate::util::HeadClock::new(limits));
         read_socket.set_head_clock(std::sync::Arc::clone(&head_clock));
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -88,6 +116,10 @@ impl ClientConnection {
             in_progress: None,
             head_clock,
             own_headers: std::sync::Arc::from(Vec::new()),
+            closing: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            head_memory,
+            body_memory,
+            prefetch,
         }
     }
 
@@ -156,14 +188,60 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // claude-bridge patch: wait until the previous request is done with the connection (it
+        // may still read its body, under the body deadline), then see whether it left its body
+        // unread
+        self.next_header_source.wait_turn();
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ReadError::Closing);
+        }
         // claude-bridge patch: the head (and a small body read with it) must arrive in time
         self.head_clock.arm();
         let result = self.read_head_and_request();
-        self.head_clock.stop();
+        if let Ok(rq) = &result {
+            self.head_clock.head_done(rq.body_pending());
+        }
         result
     }
 
+    /// claude-bridge patch: close a connection whose last request left input unread: once the
+    /// last answer is written (unless it goes on elsewhere, a stream), shut the sending side so
+    /// the client sees the end; then discard what the client still sends for at most
+    /// [`LINGER`], on this connection's own thread.
+    fn linger(&mut self) {
+        let by = std::time::Instant::now() + LINGER;
+        if let Some(mut writer) = self.sink.next() {
+            if writer.try_turn() {
+                writer.with_inner(|w| {
+                    let _ = std::io::Write::flush(w);
+                    w.get_mut().shutdown_write();
+                });
+            }
+        }
+        self.head_clock.linger_until(by);
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = self.next_header_source.read(&mut sink) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
     fn read_head_and_request(&mut self) -> Result<Request, ReadError> {
+        // claude-bridge patch: the head's size, and its share of the server's head memory
+        let limits = self.head_clock.limits();
+        let mut memory = crate::request::HeadMemory::new(std::sync::Arc::clone(&self.head_memory));
+        let mut head_len = 0usize;
+        let mut count = |len: usize, version: &HTTPVersion| {
+            head_len += len + 2;
+            if head_len > limits.max_head_bytes {
+                return Err(ReadError::HeadTooLarge(version.clone()));
+            }
+            if !memory.reserve(len + 2, limits.head_memory) {
+                return Err(ReadError::HeadMemoryFull(version.clone()));
+            }
+            Ok(())
+        };
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -172,9 +250,11 @@ impl ClientConnection {
                     _ => ReadError::ReadIoError(e),
                 })?;
 
-                parse_request_line(
+                let parsed = parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
-                )?
+                )?;
+                count(line.len(), &parsed.2)?;
+                parsed
             };
 
             // getting all headers
@@ -186,6 +266,7 @@ impl ClientConnection {
                         _ => ReadError::ReadIoError(e),
                     })?;
 
+                    count(line.len(), &version)?;
                     if line.is_empty() {
                         break;
                     };
@@ -218,8 +299,26 @@ impl ClientConnection {
             .clone()
             .map(crate::request::InProgress::enter);
 
+        // claude-bridge patch: a body the server will want is read whole here, on the
+        // connection's own thread, within the body deadline and the body-memory budget (it
+        // holds its declared size, or the limit for a chunked one), so no server thread ever
+        // waits for a slow body; past the budget, it is left for the server to read
+        let mut body_memory =
+            crate::request::HeadMemory::new(std::sync::Arc::clone(&self.body_memory));
+        let prefetch = self.prefetch.and_then(|p| {
+            let declared = body_size(&headers)?;
+            let wanted = (p.wanted)(&method, &path)
+                && declared.is_none_or(|n| n > 1024 && n <= p.max);
+            let size = declared.unwrap_or(p.max).min(p.max);
+            (wanted && body_memory.reserve(size, limits.body_memory)).then_some(p.max)
+        });
+        if prefetch.is_some() {
+            self.head_clock.head_done(true);
+            self.head_clock.body_started();
+        }
+
         // building the next reader
-        let request = crate::request::new_request(
+        let request = crate::request::new_request_prefetching(
             self.secure,
             method,
             path,
@@ -228,6 +327,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            prefetch,
         )
         .map_err(|e| {
             use crate::request;
@@ -241,7 +341,12 @@ impl ClientConnection {
 
         let request = request
             .with_connection(self.connection.clone())
-            .counted(counted);
+            .counted(counted)
+            .on_connection(
+                std::sync::Arc::clone(&self.head_clock),
+                std::sync::Arc::clone(&self.closing),
+                [memory, body_memory],
+            );
 
         // return the request
         Ok(request)
@@ -259,6 +364,12 @@ impl Iterator for ClientConnection {
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
+            // claude-bridge patch: a last request that leaves its body unread still gets a
+            // lingering close (this waits until that request is done with the connection)
+            self.next_header_source.wait_turn();
+            if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                self.linger();
+            }
             return None;
         }
 
@@ -280,6 +391,31 @@ impl Iterator for ClientConnection {
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                // claude-bridge patch: a head over the size limit, or one the server has no
+                // memory left for, is refused and the connection closed
+                Err(ReadError::HeadTooLarge(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = self.own(json_answer(431, "request head too large"));
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None;
+                }
+
+                Err(ReadError::HeadMemoryFull(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let mut response =
+                        self.own(json_answer(503, "too many large request heads; retry later"));
+                    response.add_header(
+                        crate::Header::from_bytes(&b"Retry-After"[..], &b"1"[..]).unwrap(),
+                    );
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None;
+                }
+
+                Err(ReadError::Closing) => {
+                    self.linger();
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
@@ -345,6 +481,28 @@ impl Iterator for ClientConnection {
             return Some(rq);
         }
     }
+}
+
+/// claude-bridge patch: the size a request's head declares for its body: `Some(Some(n))` for
+/// `Content-Length: n`, `Some(None)` for a chunked body, `None` for no body (or framing the
+/// server will refuse unread: both headers, several lengths).
+fn body_size(headers: &[crate::Header]) -> Option<Option<usize>> {
+    let mut lengths = headers.iter().filter(|h| h.field.equiv("Content-Length"));
+    let chunked = headers.iter().any(|h| h.field.equiv("Transfer-Encoding"));
+    match (lengths.next(), lengths.next(), chunked) {
+        (None, _, true) => Some(None),
+        (Some(l), None, false) => l.value.as_str().trim().parse().ok().map(Some),
+        _ => None,
+    }
+}
+
+/// claude-bridge patch: an answer written here with a JSON error body.
+fn json_answer(status: u16, error: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    crate::Response::from_data(format!("{{\"error\":\"{error}\"}}").into_bytes())
+        .with_status_code(crate::StatusCode(status))
+        .with_header(
+            crate::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
+        )
 }
 
 /// Parses a "HTTP/1.1" string.

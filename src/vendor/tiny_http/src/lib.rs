@@ -115,6 +115,7 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ConnectionHandle, ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+pub use util::ReadLimits;
 
 mod client;
 mod common;
@@ -157,6 +158,21 @@ struct ConnectionLimit {
     /// claude-bridge patch: headers for the answers tiny_http writes itself (see
     /// `Server::set_own_headers`); kept here, beside the other per-server connection settings.
     own_headers: std::sync::Mutex<Arc<[Header]>>,
+    /// claude-bridge patch: read deadlines and head sizes, and the head bytes held now.
+    read_limits: std::sync::Mutex<util::ReadLimits>,
+    head_memory: Arc<std::sync::atomic::AtomicUsize>,
+    body_memory: Arc<std::sync::atomic::AtomicUsize>,
+    prefetch: std::sync::Mutex<Option<Prefetch>>,
+}
+
+/// claude-bridge patch: which request bodies a connection reads whole before handing the
+/// request out (see `Server::prefetch_bodies`).
+#[derive(Clone, Copy)]
+pub struct Prefetch {
+    /// The largest body read so (a chunked one is read up to one byte past it).
+    pub max: usize,
+    /// Whether a request (method, URL) will have its body read by the server.
+    pub wanted: fn(&Method, &str) -> bool,
 }
 
 /// claude-bridge patch: counts one open connection until dropped.
@@ -336,6 +352,10 @@ impl Server {
             open: std::sync::atomic::AtomicUsize::new(0),
             refusal: std::sync::Mutex::new(Arc::from(&b""[..])),
             own_headers: std::sync::Mutex::new(Arc::from(Vec::new())),
+            read_limits: std::sync::Mutex::new(util::ReadLimits::default()),
+            head_memory: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            body_memory: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            prefetch: std::sync::Mutex::new(None),
         });
         let inside_limit = Arc::clone(&limit);
         let (refuse_tx, refuse_rx) = mpsc::sync_channel::<(TcpStream, Arc<[u8]>)>(64);
@@ -399,7 +419,26 @@ impl Server {
                                 .lock()
                                 .map(|h| Arc::clone(&h))
                                 .unwrap_or_else(|p| Arc::clone(&p.into_inner()));
-                            let client = ClientConnection::new(write_closable, read_closable)
+                            let read_limits = inside_limit
+                                .read_limits
+                                .lock()
+                                .map(|l| *l)
+                                .unwrap_or_else(|p| *p.into_inner());
+                            let prefetch = inside_limit
+                                .prefetch
+                                .lock()
+                                .map(|p| *p)
+                                .unwrap_or_else(|p| *p.into_inner());
+                            let client = ClientConnection::new(
+                                write_closable,
+                                read_closable,
+                                read_limits,
+                                [
+                                    Arc::clone(&inside_limit.head_memory),
+                                    Arc::clone(&inside_limit.body_memory),
+                                ],
+                                prefetch,
+                            )
                                 .counting_requests_in(Arc::clone(&inside_in_progress))
                                 .with_own_headers(own_headers);
                             (client, open)
@@ -577,6 +616,30 @@ impl Server {
     }
 
     /// claude-bridge patch: how many connections are being read now.
+    /// claude-bridge patch: the deadlines for reading requests and the bounds on their heads,
+    /// for connections accepted from now on (see [`ReadLimits`]).
+    pub fn set_read_limits(&self, limits: ReadLimits) {
+        if let Ok(mut l) = self.limit.read_limits.lock() {
+            *l = limits;
+        }
+    }
+
+    /// claude-bridge patch: read the bodies `wanted` says the server will read, up to `max`
+    /// bytes, whole on the connection's own thread (within the body deadline and the
+    /// `ReadLimits::body_memory` budget) before the request is handed out, so that a slow body never holds a thread of the
+    /// server's. For connections accepted from now on.
+    pub fn prefetch_bodies(&self, max: usize, wanted: fn(&Method, &str) -> bool) {
+        if let Ok(mut p) = self.limit.prefetch.lock() {
+            *p = Some(Prefetch { max, wanted });
+        }
+    }
+
+    /// claude-bridge patch: the bytes of request heads held now (being read, or in requests not
+    /// yet dropped).
+    pub fn head_memory(&self) -> usize {
+        self.limit.head_memory.load(Relaxed)
+    }
+
     pub fn open_connections(&self) -> usize {
         self.limit.open.load(Relaxed)
     }

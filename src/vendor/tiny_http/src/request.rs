@@ -80,6 +80,121 @@ pub struct Request {
 
     // claude-bridge patch: keeps the request counted in `Server::requests_in_progress`
     _counted: Option<InProgress>,
+
+    // claude-bridge patch: whether the body has been read to its end (see `BodyState`)
+    body: std::sync::Arc<BodyState>,
+
+    // claude-bridge patch: the connection's read deadlines (the body's starts in `as_reader`)
+    clock: Option<std::sync::Arc<crate::util::HeadClock>>,
+
+    // claude-bridge patch: the bytes of head and body memory this request holds (see
+    // `HeadMemory`)
+    _memory: Option<[HeadMemory; 2]>,
+}
+
+/// claude-bridge patch: what a request's body reader shares with its request and connection.
+/// A body not read to its end is never drained: the answer says `Connection: close` and the
+/// connection is closed after it (what is left of the body is discarded only while the
+/// connection closes, on its own thread). Upstream drained it when the request was dropped,
+/// on whatever thread dropped it, for as long as the client cared to drip it; and a chunked body
+/// left after an error was parsed as the next requests.
+pub(crate) struct BodyState {
+    done: std::sync::atomic::AtomicBool,
+    closing: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl BodyState {
+    fn new(done: bool) -> std::sync::Arc<BodyState> {
+        std::sync::Arc::new(BodyState {
+            done: std::sync::atomic::AtomicBool::new(done),
+            closing: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// claude-bridge patch: a body reader that notes when the body has been read to its end, and
+/// when it is dropped before that, marks the connection as closing.
+struct Tracked {
+    inner: Box<dyn Read + Send + 'static>,
+    state: std::sync::Arc<BodyState>,
+}
+
+impl Read for Tracked {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.state
+                .done
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // Runs before `inner` is dropped, which hands the connection to its next request.
+        if !self.state.done() {
+            if let Some(closing) = self.state.closing.get() {
+                closing.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// claude-bridge patch: a reader that fails with the error a prefetch met, holding the
+/// connection's reader until it is dropped.
+struct Failing(Option<IoError>, Box<dyn Read + Send + 'static>);
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| IoError::new(ErrorKind::ConnectionAborted, "body cut short")))
+    }
+}
+
+/// claude-bridge patch: bytes of request heads (or of bodies read ahead) reserved in one of the
+/// server's memory budgets, given back when dropped (with the request that holds them).
+pub(crate) struct HeadMemory {
+    total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    held: usize,
+}
+
+impl HeadMemory {
+    pub(crate) fn new(total: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> HeadMemory {
+        HeadMemory { total, held: 0 }
+    }
+
+    /// Reserve `n` more bytes; false (reserving nothing) when that would pass `budget`.
+    pub(crate) fn reserve(&mut self, n: usize, budget: usize) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut now = self.total.load(SeqCst);
+        loop {
+            if now.saturating_add(n) > budget {
+                return false;
+            }
+            match self.total.compare_exchange(now, now + n, SeqCst, SeqCst) {
+                Ok(_) => {
+                    self.held += n;
+                    return true;
+                }
+                Err(actual) => now = actual,
+            }
+        }
+    }
+}
+
+impl Drop for HeadMemory {
+    fn drop(&mut self) {
+        self.total
+            .fetch_sub(self.held, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// claude-bridge patch: one request counted as in progress until this is dropped.
@@ -173,8 +288,39 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
+    source_data: R,
+    writer: W,
+) -> Result<Request, RequestCreationError>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    new_request_prefetching(
+        secure,
+        method,
+        path,
+        version,
+        headers,
+        remote_addr,
+        source_data,
+        writer,
+        None,
+    )
+}
+
+/// claude-bridge patch: [`new_request`], reading a body of up to `prefetch` bytes (declared, or
+/// chunked) whole before the request is handed out, so the server never waits for it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_request_prefetching<R, W>(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    prefetch: Option<usize>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -223,6 +369,18 @@ where
         }
     };
 
+    // claude-bridge patch: whether the body has been read to its end here (every body but a
+    // streamed one: Content-Length over 1 KiB, or chunked, unless prefetched)
+    let mut done = true;
+    type BoxRead = Box<dyn Read + Send + 'static>;
+    // claude-bridge patch: a prefetch that failed hands over what arrived, then the error; it
+    // holds on to the connection's reader (`hold`) so that the next request is not read before
+    // this one is done with the connection (which is then closed: the body is not done)
+    let failed = |got: Vec<u8>, e: IoError, hold: BoxRead| -> BoxRead {
+        Box::new(Cursor::new(got).chain(Failing(Some(e), hold)))
+    };
+    let prefetch = prefetch.filter(|_| !expects_continue && !connection_upgrade);
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -251,20 +409,66 @@ where
             }
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+        } else if prefetch.is_some_and(|max| content_length <= max) {
+            // claude-bridge patch: prefetched whole (within the body deadline)
+            let mut got = Vec::with_capacity(content_length);
+            let (mut data_reader, _) = EqualReader::new(source_data, content_length);
+            match data_reader.read_to_end(&mut got) {
+                Ok(_) if got.len() == content_length => Box::new(Cursor::new(got)) as BoxRead,
+                Ok(_) => {
+                    done = false;
+                    let info = "Connection has been closed before we received enough data";
+                    let e = IoError::new(ErrorKind::ConnectionAborted, info);
+                    failed(got, e, Box::new(data_reader))
+                }
+                Err(e) => {
+                    done = false;
+                    failed(got, e, Box::new(data_reader))
+                }
+            }
         } else {
+            done = false;
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let mut decoder = Decoder::new(source_data);
+        match prefetch {
+            // claude-bridge patch: prefetched up to one byte past `max` (within the body
+            // deadline); a longer body is left pending after it, for the server to refuse
+            Some(max) => {
+                let mut got = Vec::new();
+                match (&mut decoder).take(max as u64 + 1).read_to_end(&mut got) {
+                    Ok(_) if got.len() <= max => Box::new(Cursor::new(got)) as BoxRead,
+                    Ok(_) => {
+                        done = false;
+                        Box::new(Cursor::new(got).chain(FusedReader::new(decoder))) as BoxRead
+                    }
+                    Err(e) => {
+                        done = false;
+                        failed(got, e, Box::new(decoder))
+                    }
+                }
+            }
+            None => {
+                done = false;
+                Box::new(FusedReader::new(decoder)) as Box<dyn Read + Send + 'static>
+            }
+        }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
         // TODO: could also be multipart/byteranges
         Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     };
+    let body = BodyState::new(done);
+
+    let reader = Box::new(Tracked {
+        inner: reader,
+        state: std::sync::Arc::clone(&body),
+    });
 
     Ok(Request {
         data_reader: Some(reader),
@@ -280,6 +484,9 @@ where
         notify_when_responded: None,
         connection: None,
         _counted: None,
+        body,
+        clock: None,
+        _memory: None,
     })
 }
 
@@ -291,6 +498,27 @@ impl Request {
     ) -> Self {
         self.connection = connection;
         self
+    }
+
+    /// claude-bridge patch: the connection's read deadlines, its closing flag (raised when this
+    /// request is dropped with its body unread) and the head and body memory the request holds.
+    pub(crate) fn on_connection(
+        mut self,
+        clock: std::sync::Arc<crate::util::HeadClock>,
+        closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        memory: [HeadMemory; 2],
+    ) -> Self {
+        let _ = self.body.closing.set(closing);
+        self.clock = Some(clock);
+        self._memory = Some(memory);
+        self
+    }
+
+    /// claude-bridge patch: whether the request's body has not been read to its end (yet).
+    /// Answered so, the response says `Connection: close` and the connection is closed after it
+    /// (the rest of the body is never read).
+    pub fn body_pending(&self) -> bool {
+        !self.body.done()
     }
 
     /// claude-bridge patch: keep the request counted while it lives.
@@ -422,6 +650,10 @@ impl Request {
     ///  function will send back a `100 Continue` response.
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
+        // claude-bridge patch: the body must now arrive within the body deadline
+        if let Some(clock) = &self.clock {
+            clock.body_started();
+        }
         if self.must_send_continue {
             let msg = Response::new_empty(StatusCode(100));
             msg.raw_print(
@@ -510,6 +742,13 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // claude-bridge patch: a body left unread ends the connection
+        let response = if self.body_pending() {
+            response.with_connection_close()
+        } else {
+            response
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),

@@ -253,6 +253,13 @@ where
         self.chunked_threshold.unwrap_or(32768)
     }
 
+    /// claude-bridge patch: say `Connection: close` (the connection ends after this response).
+    pub(crate) fn with_connection_close(mut self) -> Self {
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        self
+    }
+
     /// Adds a header to the list.
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)

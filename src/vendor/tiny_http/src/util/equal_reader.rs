@@ -59,36 +59,11 @@ where
     }
 }
 
-impl<R> Drop for EqualReader<R>
-where
-    R: Read,
-{
-    fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
-        // claude-bridge patch: drain through a fixed buffer. Upstream allocated a buffer the
-        // size of the unread remainder, which the client declares in Content-Length: a request
-        // refused unread with `Content-Length: 100000000000` aborted the process
-        // (tiny-http/tiny-http PR #290, unmerged).
-        let mut buf = [0u8; 4096];
-
-        while remaining_to_read > 0 {
-            let want = remaining_to_read.min(buf.len());
-            match self.reader.read(&mut buf[..want]) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
-            }
-        }
-    }
-}
+// claude-bridge patch: an unread remainder is no longer drained here. Upstream read it when the
+// request was dropped, on whatever thread dropped it, into a buffer of the size the client
+// declared (a refused request with `Content-Length: 100000000000` aborted the process, PR #290),
+// for as long as the client cared to drip it. Now a body not read to its end ends the connection
+// (see `request::BodyState`), and nothing waits for the rest.
 
 #[cfg(test)]
 mod tests {
@@ -128,8 +103,9 @@ mod tests {
             assert_eq!(vec[0], b'h');
         }
 
+        // claude-bridge patch: the rest is left unread (the connection is closed instead)
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
-        assert_eq!(string, " world");
+        assert_eq!(string, "ello world");
     }
 }

@@ -1,5 +1,5 @@
 pub use self::custom_stream::CustomStream;
-pub use self::head_clock::{HeadClock, HEAD_TIMEOUT};
+pub use self::head_clock::{HeadClock, ReadLimits, HEAD_TIMEOUT};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -13,7 +13,7 @@ use std::str::FromStr;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;
-mod head_clock;
+pub(crate) mod head_clock;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;

@@ -176,6 +176,12 @@ impl RefinedTcpStream {
         }
     }
 
+    /// claude-bridge patch: end the sending direction now (a TLS stream sends `close_notify`),
+    /// for a connection being closed while it still discards what the client sends.
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
+    }
+
     fn read_timeout(&self) -> IoResult<Option<std::time::Duration>> {
         match self.connection() {
             Some(c) => c.read_timeout(),
@@ -186,32 +192,42 @@ impl RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        // claude-bridge patch: the head deadline (see `HeadClock`). Costs nothing extra when a
+        // claude-bridge patch: the read deadlines (see `HeadClock`). Costs nothing extra when a
         // head arrives in one read, which is the usual case.
         let Some(clock) = self.head_clock.clone() else {
             return self.stream.read(buf);
         };
-        match clock.deadline() {
+        let n = match clock.deadline() {
             None => {
                 if let Some(idle) = self.idle_timeout.take() {
                     self.set_read_timeout(idle)?;
                 }
-                let n = self.stream.read(buf)?;
-                if n > 0 {
-                    clock.data_arrived();
-                }
-                Ok(n)
+                self.stream.read(buf)?
             }
-            Some(deadline) => {
-                let timed_out = || {
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the request head took too long",
-                    )
+            Some((deadline, phase)) => {
+                let ran_out = || {
+                    use crate::util::head_clock::Phase;
+                    let (kind, what) = match phase {
+                        // closed without an answer: nothing was asked
+                        Phase::Silent => (
+                            std::io::ErrorKind::ConnectionAborted,
+                            "the connection sent nothing",
+                        ),
+                        Phase::Head => (
+                            std::io::ErrorKind::TimedOut,
+                            "the request head took too long",
+                        ),
+                        Phase::Body => (
+                            std::io::ErrorKind::TimedOut,
+                            "the request body took too long",
+                        ),
+                        Phase::Linger => (std::io::ErrorKind::TimedOut, "done discarding"),
+                    };
+                    std::io::Error::new(kind, what)
                 };
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() {
-                    return Err(timed_out());
+                    return Err(ran_out());
                 }
                 if self.idle_timeout.is_none() {
                     self.idle_timeout = Some(self.read_timeout()?);
@@ -224,12 +240,16 @@ impl Read for RefinedTcpStream {
                             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                         ) =>
                     {
-                        Err(timed_out())
+                        return Err(ran_out())
                     }
-                    other => other,
+                    other => other?,
                 }
             }
+        };
+        if n > 0 {
+            clock.data_arrived();
         }
+        Ok(n)
     }
 }
 

@@ -110,6 +110,37 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// claude-bridge patch: block until the previous reader is done (its request dropped),
+    /// without reading anything.
+    pub fn wait_turn(&mut self) {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            if let Ok(reader) = recv.recv() {
+                self.inner = SequentialReaderInner::MyTurn(reader);
+            }
+        }
+    }
+}
+
+impl<W: Write + Send> SequentialWriter<W> {
+    /// claude-bridge patch: whether every earlier writer is done (dropped), without waiting.
+    pub fn try_turn(&mut self) -> bool {
+        match self.trigger.as_mut().map(|t| t.try_recv()) {
+            None => true,
+            Some(Ok(())) | Some(Err(std::sync::mpsc::TryRecvError::Disconnected)) => {
+                self.trigger = None;
+                true
+            }
+            Some(Err(std::sync::mpsc::TryRecvError::Empty)) => false,
+        }
+    }
+
+    /// claude-bridge patch: run `f` on the shared writer (only once it is this writer's turn).
+    pub fn with_inner<T>(&mut self, f: impl FnOnce(&mut W) -> T) -> T {
+        f(&mut self.writer.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
