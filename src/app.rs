@@ -131,25 +131,7 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
         )
         .map_err(|e| format!("cannot watch the database: {e}"))?;
     start_housekeeping(config, &relay);
-    start_presence_sweep(&relay);
     Ok(relay)
-}
-
-/// Once a second, announce presence changes that no call caused (a name's window ran out, a
-/// hold ended, another process wrote a card or a last-seen time).
-fn start_presence_sweep(relay: &Arc<Relay>) {
-    let weak = Arc::downgrade(relay);
-    let spawned = std::thread::Builder::new()
-        .name("presence".into())
-        .stack_size(256 * 1024)
-        .spawn(move || loop {
-            std::thread::sleep(std::time::Duration::from_secs(1));
-            let Some(relay) = weak.upgrade() else { return };
-            relay.sweep_presence();
-        });
-    if let Err(e) = spawned {
-        eprintln!("warning: cannot start the presence sweep: {e}");
-    }
 }
 
 /// One sweep at start-up, then one every `CLAUDE_BRIDGE_RETENTION_SWEEP_SECONDS`
@@ -207,7 +189,7 @@ fn run_stdio(config: &Config) -> Result<(), String> {
         .unwrap_or_default();
     let _online = relay.hold_for(&who);
     if let Some(name) = who.name() {
-        heartbeat(&relay, name.to_owned(), config.limits.presence_seconds);
+        relay.heartbeat(name);
     }
     let stdin = std::io::stdin();
     crate::transport::stdio::serve(
@@ -219,23 +201,4 @@ fn run_stdio(config: &Config) -> Result<(), String> {
         who,
     )
     .map_err(|e| format!("stdio: {e}"))
-}
-
-/// Keep a `--stdio` agent's `last_seen` fresh in the db while the session lasts, so a relay
-/// on the same file shows it online.
-fn heartbeat(relay: &Arc<Relay>, name: String, window_seconds: u64) {
-    let weak = Arc::downgrade(relay);
-    let every = std::time::Duration::from_millis(window_seconds * 1000 / 3)
-        .max(std::time::Duration::from_millis(200));
-    let spawned = std::thread::Builder::new()
-        .name("heartbeat".into())
-        .stack_size(128 * 1024)
-        .spawn(move || loop {
-            std::thread::sleep(every);
-            let Some(relay) = weak.upgrade() else { return };
-            relay.seen(&name);
-        });
-    if let Err(e) = spawned {
-        eprintln!("warning: cannot start the presence heartbeat: {e}");
-    }
 }

@@ -232,11 +232,10 @@ fn wait_and_deliver(w: &Wake, env: &dyn Fn(&str) -> Option<String>) -> Result<u8
     }
 }
 
-/// Fill in this agent's roster card (machine and working directory) on a thread of its own,
-/// best effort: an older relay without `/api/card`, or a refusal, changes nothing here. With an
-/// agent token the relay knows whose card it is; with the admin token (or none) it is the
-/// card of `--self`.
-fn card(ctx: &Arc<Ctx>) {
+/// Fill in this agent's roster card (machine and working directory), best effort: an older
+/// relay without `/api/card`, or a refusal, changes nothing here. With an agent token the relay
+/// knows whose card it is; with the admin token (or none) it is the card of `--self`.
+fn card(ctx: &Ctx) {
     let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())
@@ -244,30 +243,24 @@ fn card(ctx: &Arc<Ctx>) {
     let directory = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    let ctx = Arc::clone(ctx);
-    let _ = std::thread::Builder::new()
-        .name("wake-card".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            let mut body = json!({"machine": machine, "directory": directory});
-            let send = |b: &Value| {
-                client::request(
-                    &ctx.target,
-                    "POST",
-                    "/api/card",
-                    ctx.token.as_deref(),
-                    Some(b),
-                    Duration::from_secs(5),
-                )
-            };
-            // Without an agent token the relay needs to be told whose card it is.
-            if let Ok(r) = send(&body) {
-                if r.status == 400 && r.json()["field"] == "name" {
-                    body["name"] = json!(ctx.self_name);
-                    let _ = send(&body);
-                }
+    let mut body = json!({"machine": machine, "directory": directory});
+    for _ in 0..2 {
+        let sent = client::request(
+            &ctx.target,
+            "POST",
+            "/api/card",
+            ctx.token.as_deref(),
+            Some(&body),
+            Duration::from_secs(2),
+        );
+        // Without an agent token the relay needs to be told whose card it is.
+        match sent {
+            Ok(r) if r.status == 400 && r.json()["field"] == "name" => {
+                body["name"] = json!(ctx.self_name);
             }
-        });
+            _ => return,
+        }
+    }
 }
 
 /// One channel's thread: long-poll until a message from another agent is pending, quietly

@@ -296,12 +296,14 @@ impl Relay {
     }
 
     /// The agent a bearer token names, if any.
+    #[inline(never)]
     pub fn agent_by_token(&self, token: &str) -> Option<Principal> {
         self.agents.find(token).map(Principal::Agent)
     }
 
     /// Re-read the agents table if it changed (another process, or this one); an agent whose
     /// token stopped being valid has its streams ended at once.
+    #[inline(never)]
     pub fn refresh_agents(&self) -> Result<(), Error> {
         let version = self.store.agents_version()?;
         let mut seen = self
@@ -323,6 +325,7 @@ impl Relay {
 
     /// Check that `who` may do `mode` on `channel`; a denial is audited and is the 403 /
     /// `isError` with field `channel`, code `forbidden`.
+    #[inline(never)]
     pub fn check(&self, who: &Principal, mode: Mode, channel: &str) -> Result<(), Error> {
         if who.may(mode, channel) {
             return Ok(());
@@ -334,6 +337,7 @@ impl Relay {
     }
 
     /// Check that `who` is a relay admin (managing agents, the audit log).
+    #[inline(never)]
     pub fn check_admin(&self, who: &Principal) -> Result<(), Error> {
         if who.is_admin() {
             return Ok(());
@@ -354,6 +358,7 @@ impl Relay {
     }
 
     /// Check a send's `sender` against who sends: an agent sends as itself, an admin as anyone.
+    #[inline(never)]
     pub fn check_sender(&self, who: &Principal, sender: &str, channel: &str) -> Result<(), Error> {
         match who {
             Principal::Agent(a) if !a.admin && a.name != sender => {

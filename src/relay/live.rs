@@ -70,6 +70,7 @@ impl Relay {
     }
 
     /// Put an event on the feed and wake its readers.
+    #[inline(never)]
     pub fn announce(&self, event: Value) {
         {
             let mut s = self.feed.lock();
@@ -119,6 +120,7 @@ impl Relay {
     /// `channel` and `created` added) (after a send, or another process's
     /// commit): `{"type":"channel","channel","count","last_ts","created"}`, or a `cleared`
     /// event when it holds nothing any more.
+    #[inline(never)]
     pub fn announce_channel(&self, channel: &str, created: bool) {
         if !self.feed_read() {
             return;

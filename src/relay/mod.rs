@@ -538,6 +538,7 @@ impl Relay {
                     r.hub.publish(channel);
                     r.announce_channel(channel, false);
                 }
+                (Some(r), crate::store::Changed::Tick) => r.presence_tick(),
                 (Some(r), crate::store::Changed::Anything) => {
                     r.wake_claims();
                     if let Err(e) = r.refresh_agents() {

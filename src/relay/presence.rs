@@ -40,6 +40,8 @@ struct Seen {
 pub struct Board {
     seen: Mutex<HashMap<String, Seen>>,
     window: Duration,
+    /// When the last sweep ran, and the name this process keeps fresh (a `--stdio` agent).
+    clock: Mutex<(Option<Instant>, Option<String>)>,
 }
 
 impl Board {
@@ -48,6 +50,7 @@ impl Board {
         Arc::new(Board {
             seen: Mutex::new(HashMap::new()),
             window,
+            clock: Mutex::new((None, None)),
         })
     }
 
@@ -107,6 +110,7 @@ impl Entry {
 
 impl Relay {
     /// Note that `name` was seen now (it made a request, sent, read as a consumer).
+    #[inline(never)]
     pub fn seen(&self, name: &str) {
         let now = Instant::now();
         let (persist, came) = {
@@ -140,6 +144,7 @@ impl Relay {
     }
 
     /// Hold `name` online until the returned guard is dropped (a wait, stream or session).
+    #[inline(never)]
     pub fn hold(&self, name: &str) -> Hold {
         self.seen(name);
         self.presence
@@ -216,6 +221,7 @@ impl Relay {
     }
 
     /// Everyone known, by name: active agents, names in `bridge_presence`, names seen here.
+    #[inline(never)]
     pub fn roster(&self) -> Result<Vec<Entry>, Error> {
         let now_us = crate::clock::now_micros();
         let window_us = self.presence.window.as_micros() as i64;
@@ -303,6 +309,7 @@ impl Relay {
 
     /// Announce what changed about `name` (online, card) if it differs from what was last
     /// announced.
+    #[inline(never)]
     pub(super) fn presence_changed(&self, name: &str) {
         if !self.feed_read() {
             return;
@@ -325,6 +332,7 @@ impl Relay {
         self.announce(json!({"type": "presence", "name": name, "online": false, "removed": true}));
     }
 
+    #[inline(never)]
     fn announce_if_changed(&self, e: &Entry) {
         let now = (e.online, e.card.clone());
         let changed = {
@@ -345,6 +353,37 @@ impl Relay {
             v["type"] = json!("presence");
             self.announce(v);
         }
+    }
+
+    /// Keep `name` fresh in `bridge_presence` while this process runs (a `--stdio` agent,
+    /// so a relay on the same file shows it online): seen at every presence tick.
+    pub fn heartbeat(&self, name: &str) {
+        self.presence
+            .clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1 = Some(name.to_owned());
+        self.seen(name);
+    }
+
+    /// Called at every poll of the db watcher: once a second, the heartbeat and the sweep.
+    pub fn presence_tick(&self) {
+        let beat = {
+            let mut c = self
+                .presence
+                .clock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if c.0.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            c.0 = Some(Instant::now());
+            c.1.clone()
+        };
+        if let Some(name) = beat {
+            self.seen(&name);
+        }
+        self.sweep_presence();
     }
 
     /// One presence sweep: announce names that went offline (time passed, a hold ended) or

@@ -163,6 +163,7 @@ impl Store {
 
     /// Record that `name` was seen at `when` (kept when a later time is already stored), and
     /// set its card when `card` is given.
+    #[inline(never)]
     pub fn touch(&self, name: &str, when: &str, card: Option<&str>) -> Result<(), Error> {
         let g = self.lock();
         g.conn

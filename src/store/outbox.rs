@@ -93,6 +93,7 @@ pub fn watch(
             let mut last = version(&conn);
             loop {
                 std::thread::sleep(every);
+                changed(Changed::Tick);
                 let now = version(&conn);
                 if now.is_none() || now == last {
                     continue;
@@ -116,6 +117,9 @@ pub fn watch(
 /// What the db watcher noticed.
 #[derive(Debug, Clone, Copy)]
 pub enum Changed<'a> {
+    /// Another poll interval passed (whether or not anything changed): for work that runs
+    /// on a clock, without a thread of its own (the presence sweep and heartbeat).
+    Tick,
     /// Some connection committed something (this process's own commits included).
     Anything,
     /// Another process wrote a message or clear event on this channel.
