@@ -239,11 +239,12 @@
 //!   `forbidden` instead of data. Other processes' agent changes (`agent … --db` beside a
 //!   running relay) are read when the db watcher sees a commit (`bridge_agents` fingerprint).
 //! - Presence: `last_seen` reaches `bridge_presence` at most every min(window / 3, 15 s) per
-//!   name; a `--stdio` agent writes a heartbeat so a relay on the same file shows it online.
+//!   name; a `--stdio` agent writes a heartbeat (once a second, driven by the db watcher's poll,
+//!   no thread of its own) so a relay on the same file shows it online.
 //!   With agents defined the roster is the agents; without, every sender and consumer name
 //!   seen (since this version). Cards are set by the agent itself (`bridge_card`, `POST
 //!   /api/card`; the admin names whose): that is the API `wake` (issue 16) uses to fill in
-//!   machine and directory. A revoked agent shows offline; a presence sweep once a second
+//!   machine and directory. A revoked agent shows offline; a presence sweep once a second (the same tick)
 //!   announces names whose window ran out.
 //! - The relay-wide feed is a 1,024-event ring in memory, not a history: a reader that falls
 //!   out of it gets `ready` again (and re-reads the state). With no reader, sends do not even
