@@ -4,6 +4,7 @@
 use crate::dashboard;
 use crate::error::Error;
 use crate::events::Subscribers;
+use crate::relay::agents::{Grant, Mode, Principal};
 use crate::relay::{Cursor, MAX_WAIT};
 use crate::relay::{Page, Relay};
 use crate::validate::FieldError;
@@ -100,24 +101,15 @@ pub fn status() -> Reply {
     )
 }
 
-pub fn state(relay: &Relay, events: &Subscribers) -> Result<Reply, Error> {
+pub fn state(relay: &Relay, events: &Subscribers, who: &Principal) -> Result<Reply, Error> {
     let stats = relay.channels()?;
     let mut total = 0u64;
     let channels: Vec<Value> = stats
         .iter()
+        .filter(|(id, _)| who.may(Mode::Read, id))
         .map(|(id, s)| {
             total += s.count;
-            let (group, name) = id.split_once(':').unwrap_or(("", id));
-            let last = clock::render(&s.last_timestamp);
-            json!({
-                "id": id,
-                "group": group,
-                "name": name,
-                "count": s.count,
-                "last_ts": clock::hms(&last),
-                "last_ts_full": last,
-                "senders": s.senders,
-            })
+            crate::relay::live::channel_json(id, s)
         })
         .collect();
     let up = relay.uptime_seconds();
@@ -221,13 +213,13 @@ fn cursor_params(req: &Req<'_>) -> Result<(Option<String>, Option<String>), Erro
     Ok((since_id, consumer_id))
 }
 
-pub fn message(relay: &Relay, raw_id: &str) -> Result<Reply, Error> {
+pub fn message(relay: &Relay, raw_id: &str, who: &Principal) -> Result<Reply, Error> {
     let Some(id) = percent_decode(raw_id, false) else {
         return Ok(not_found());
     };
     Ok(match relay.message(&id)? {
-        Some(m) => Reply::json(200, &m.detail()),
-        None => not_found(),
+        Some(m) if who.may(Mode::Read, &m.channel) => Reply::json(200, &m.detail()),
+        _ => not_found(),
     })
 }
 
@@ -242,8 +234,13 @@ fn body_object(req: &Req<'_>) -> Result<Map<String, Value>, Error> {
 }
 
 pub fn send(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
-    let args = body_object(req)?;
+    let mut args = body_object(req)?;
+    // An agent's messages carry its name: it may leave `sender` out.
+    if let (Some(name), None) = (req.who.name(), args.get("sender")) {
+        args.insert("sender".into(), json!(name));
+    }
     let send = relay.parse_send(&args)?;
+    relay.check_sender(&req.who, &send.sender, &send.channel)?;
     let done = relay.send(&send)?;
     let m = &done.message;
     Ok(Reply::json(
@@ -340,13 +337,20 @@ pub fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
     // deadline, give it another look.
     let relay = Arc::clone(relay);
     let counted = crate::metrics::Waiting::start();
+    let who = req.who.clone();
+    // A waiting agent is online while it waits.
+    let online = relay.hold_for(&who);
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout);
     Ok(Reply::parked(
         channel.clone(),
         ticket,
         deadline,
         move |last| {
-            let _counted = &counted;
+            let _held = (&counted, &online);
+            // An agent revoked while it waited gets nothing more.
+            if who.revoked() {
+                return Some(Reply::error(401, "unauthorized"));
+            }
             let cursor = Cursor::from_parts(since_id.as_deref(), consumer_id.as_deref());
             match relay.read(&channel, cursor, limit) {
                 Ok(page) if !page.messages.is_empty() || page.stale_cursor || last => {
@@ -367,6 +371,91 @@ pub fn wait(relay: &Arc<Relay>, req: &Req<'_>) -> Result<Reply, Error> {
             }
         },
     ))
+}
+
+/// `GET /api/agents`: the roster; `POST /api/agents` `{"name","grants":["P=M",…],"admin"}`:
+/// add an agent and show its token once (the route needs a relay admin for POST).
+pub fn agents(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+    if GET_OR_HEAD.contains(req.method) {
+        return Ok(Reply::json(200, &relay.roster_json(&req.who)?));
+    }
+    let args = body_object(req)?;
+    let grants = grants_arg(args.get("grants"))?;
+    let admin = match args.get("admin") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(FieldError::new("admin", "invalid_type", "must be a boolean").into())
+        }
+    };
+    let name = args.get("name").cloned().unwrap_or(Value::Null);
+    Ok(Reply::json(200, &relay.add_agent(&name, &grants, admin)?))
+}
+
+const GET_OR_HEAD: &[Method] = &[Method::Get, Method::Head];
+
+/// `grants`: an array of `PATTERN=MODE` strings (absent = none).
+fn grants_arg(v: Option<&Value>) -> Result<Vec<Grant>, Error> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for g in items {
+                match g.as_str() {
+                    Some(s) => out.push(Grant::parse(s)?),
+                    None => {
+                        let e = FieldError::new("grants", "invalid_type", "must hold strings");
+                        return Err(e.into());
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(FieldError::new(
+            "grants",
+            "invalid_type",
+            "must be an array of PATTERN=MODE strings",
+        )
+        .into()),
+    }
+}
+
+/// `DELETE /api/agents/{name}`: revoke; `POST /api/agents/{name}/grants` `{"grant":"P=M"}`:
+/// add or change one grant. The route needs a relay admin.
+pub fn agent(relay: &Relay, req: &Req<'_>, raw: &str) -> Result<Reply, Error> {
+    let (raw_name, grants) = match raw.strip_suffix("/grants") {
+        Some(n) => (n, true),
+        None => (raw, false),
+    };
+    let Some(name) = percent_decode(raw_name, false).filter(|n| !n.is_empty() && !n.contains('/'))
+    else {
+        return Ok(not_found());
+    };
+    match (req.method, grants) {
+        (Method::Delete, false) => Ok(Reply::json(200, &relay.revoke_agent(&name)?)),
+        (Method::Post, true) => {
+            let args = body_object(req)?;
+            let grant = match args.get("grant").and_then(Value::as_str) {
+                Some(g) => Grant::parse(g)?,
+                None => {
+                    return Err(
+                        FieldError::new("grant", "required", "PATTERN=MODE is required").into(),
+                    )
+                }
+            };
+            Ok(Reply::json(200, &relay.grant_agent(&name, grant)?))
+        }
+        (_, true) => Ok(Reply::method_not_allowed("POST")),
+        (_, false) => Ok(Reply::method_not_allowed("DELETE")),
+    }
+}
+
+/// `POST /api/card` `{"name"?, "machine"?, "directory"?, "repo"?, "task"?}`: set a roster
+/// card. An agent sets its own (a `name` must be its own); the admin names whose.
+pub fn card(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {
+    let args = body_object(req)?;
+    let card = relay.set_card(&req.who, &args)?;
+    Ok(Reply::json(200, &card))
 }
 
 pub fn ack(relay: &Relay, req: &Req<'_>) -> Result<Reply, Error> {

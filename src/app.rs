@@ -137,6 +137,7 @@ pub fn open_relay(config: &Config) -> Result<Arc<Relay>, String> {
             default_lease_seconds: config.limits.default_lease_seconds,
             max_lease_seconds: config.limits.max_lease_seconds,
             default_max_attempts: config.limits.default_max_attempts,
+            presence_window: std::time::Duration::from_secs(config.limits.presence_seconds),
         },
     ));
     relay.limit_waiting(config.limits.max_waiting);
@@ -202,6 +203,17 @@ fn start_housekeeping(config: &Config, relay: &Arc<Relay>) {
 /// MCP over stdin/stdout until stdin ends: nothing but protocol lines on stdout.
 fn run_stdio(config: &Config) -> Result<(), String> {
     let relay = open_relay(config)?;
+    // The token given to a `--stdio` relay (flag, file or environment) makes the session that
+    // agent when it is an agent's; otherwise the session is the admin, as before.
+    let who = config
+        .auth_token
+        .as_deref()
+        .and_then(|t| relay.agent_by_token(t))
+        .unwrap_or_default();
+    let _online = relay.hold_for(&who);
+    if let Some(name) = who.name() {
+        relay.heartbeat(name);
+    }
     let stdin = std::io::stdin();
     crate::transport::stdio::serve(
         relay,
@@ -209,6 +221,7 @@ fn run_stdio(config: &Config) -> Result<(), String> {
         std::io::stdout(),
         config.limits.max_request_bytes,
         config.push.clone(),
+        who,
     )
     .map_err(|e| format!("stdio: {e}"))
 }

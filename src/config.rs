@@ -80,6 +80,8 @@ pub struct Limits {
     /// Seconds of silence after which an event stream gets a keep-alive comment (and a vanished
     /// client is noticed).
     pub keepalive_seconds: u64,
+    /// A name seen this many seconds ago still counts as online in the roster.
+    pub presence_seconds: u64,
     /// Serve the MCP conformance suite's fixture tools (`CLAUDE_BRIDGE_CONFORMANCE_FIXTURES`;
     /// for the test suite only).
     pub conformance_fixtures: bool,
@@ -131,6 +133,7 @@ impl Default for Limits {
             max_connections: 16_384,
             workers: 16,
             keepalive_seconds: 15,
+            presence_seconds: 60,
             conformance_fixtures: false,
             silent_seconds: 5,
             body_timeout_seconds: 10,
@@ -353,6 +356,12 @@ fn limits(env: &Env<'_>) -> Result<Limits, ConfigError> {
             d.keepalive_seconds,
             1,
             60,
+        )?,
+        presence_seconds: env.int(
+            "CLAUDE_BRIDGE_PRESENCE_SECONDS",
+            d.presence_seconds,
+            1,
+            86_400,
         )?,
         conformance_fixtures: env.bool("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES")?,
         // At most the head timeout (10 s), which also counts from the accept.
@@ -748,6 +757,16 @@ mod tests {
             10_000
         );
         bad("CLAUDE_BRIDGE_SSE_REPLAY_LIMIT", "10001");
+        bad("CLAUDE_BRIDGE_PRESENCE_SECONDS", "0");
+        bad("CLAUDE_BRIDGE_PRESENCE_SECONDS", "86401");
+        assert_eq!(
+            ok("CLAUDE_BRIDGE_PRESENCE_SECONDS", "1").presence_seconds,
+            1
+        );
+        assert_eq!(
+            ok("CLAUDE_BRIDGE_PRESENCE_SECONDS", "86400").presence_seconds,
+            86_400
+        );
         bad("CLAUDE_BRIDGE_RETENTION_SWEEP_SECONDS", "9");
         bad("CLAUDE_BRIDGE_SESSION_TTL_SECONDS", "59");
         bad("CLAUDE_BRIDGE_MAX_SSE", "abc");

@@ -15,7 +15,7 @@ use std::fmt;
 pub enum Error {
     /// A request field broke a validation rule (`http-api.md` §4.1 shape). Its code decides
     /// the status: `too_large` content → 413, `conflict`/`in_progress` → 409,
-    /// `not_found` → 404, anything else → 400.
+    /// `not_found` → 404, `forbidden` (an agent's grants or name) → 403, anything else → 400.
     Field(FieldError),
     /// The request body was not strict JSON.
     InvalidJson,
@@ -37,6 +37,7 @@ impl Error {
                 let status = match f.code {
                     "conflict" | "in_progress" => 409,
                     "not_found" => 404,
+                    "forbidden" => 403,
                     _ => f.http_status(),
                 };
                 (status, f.to_json())

@@ -13,6 +13,7 @@
 //! - The registry lock is held only to count subscribers in and out.
 
 use crate::error::Error;
+use crate::relay::agents::{Mode, Principal};
 use crate::relay::{Cursor, Events, Relay};
 use crate::store::ChannelEvent;
 use crate::wire::Reply;
@@ -80,6 +81,7 @@ impl Subscribers {
         raw_channel: &str,
         cursor: Option<String>,
         login: Option<Login>,
+        who: Principal,
     ) -> Reply {
         let Some(decoded) = crate::wire::percent_decode(raw_channel, false) else {
             let e = crate::validate::FieldError::new("channel", "invalid_type", "must be UTF-8");
@@ -124,24 +126,32 @@ impl Subscribers {
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
-            if let Err(Failure::Slow) = me.run(&relay, &channel, cursor.as_deref(), login, start, w)
-            {
+            let _online = relay.hold_for(&who);
+            let reader = Reader {
+                channel: &channel,
+                cursor: cursor.as_deref(),
+                login,
+                who,
+                start,
+            };
+            if let Err(Failure::Slow) = me.run(&relay, reader, w) {
                 me.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }));
         reply
     }
 
-    /// Replay, then tail the outbox until the client goes away (or the replay was truncated).
-    fn run(
-        &self,
-        relay: &Relay,
-        channel: &str,
-        cursor: Option<&str>,
-        login: Option<Login>,
-        start: i64,
-        w: &mut dyn Write,
-    ) -> Result<(), Failure> {
+    /// Replay, then tail the outbox until the client goes away (or the replay was truncated,
+    /// or the reader's agent was revoked or lost its read grant).
+    fn run(&self, relay: &Relay, reader: Reader<'_>, w: &mut dyn Write) -> Result<(), Failure> {
+        let Reader {
+            channel,
+            cursor,
+            login,
+            who,
+            start,
+        } = reader;
+        let stop = || who.revoked() || !who.may(Mode::Read, channel);
         // A cookie-authenticated stream checks its login at least this often.
         let tick = match &login {
             Some(_) => self.keepalive.min(LOGIN_CHECK),
@@ -176,7 +186,7 @@ impl Subscribers {
             // is; one that has fallen more than MAX_BEHIND behind is dropped so that it
             // reconnects and replays (`http-api.md` §3.9).
             let deadline = Instant::now() + tick;
-            match relay.next_events(channel, after_event, MAX_BEHIND + 1, deadline)? {
+            match relay.next_events(channel, after_event, MAX_BEHIND + 1, deadline, &stop)? {
                 Events::Some(pending) if pending.len() > MAX_BEHIND => return Err(Failure::Slow),
                 Events::Some(pending) => {
                     for event in pending {
@@ -197,6 +207,9 @@ impl Subscribers {
                 }
                 Events::Shutdown => return Ok(()),
             }
+            if stop() {
+                return Ok(());
+            }
             if let Some((logins, cookie)) = &login {
                 if !logins.valid(cookie) {
                     return Ok(());
@@ -204,6 +217,111 @@ impl Subscribers {
             }
         }
     }
+}
+
+/// The registry key the relay-wide streams are counted under (no channel can have it).
+const RELAY_KEY: &str = "\u{1}relay";
+
+impl Subscribers {
+    /// `GET /events/relay`: the relay-wide stream. It starts with a `ready` event (the client
+    /// then reads `/api/state` and `/api/agents`, on every reconnect too), then carries each
+    /// change as it happens: `channel` (a channel's counts after a message; `created` on its
+    /// first), `cleared`, `presence` (a roster entry whose online state or card changed).
+    /// Channel events reach only readers that may read the channel; a reader that falls out
+    /// of the feed's ring gets `ready` again. Counts against the total subscriber cap; ends
+    /// when its agent is revoked.
+    pub fn open_relay(
+        self: &Arc<Self>,
+        relay: &Arc<Relay>,
+        who: Principal,
+        login: Option<Login>,
+    ) -> Reply {
+        {
+            let mut counts = self.counts();
+            if counts.values().sum::<usize>() >= self.max_total {
+                return Reply::error(503, "server subscriber cap reached")
+                    .with_header("Retry-After", "5");
+            }
+            *counts.entry(RELAY_KEY.to_owned()).or_insert(0) += 1;
+        }
+        let guard = Subscription {
+            subscribers: Arc::clone(self),
+            channel: RELAY_KEY.to_owned(),
+        };
+        let reading = relay.feed_reader();
+        let start = relay.feed_position();
+        let (relay, me) = (Arc::clone(relay), Arc::clone(self));
+        let mut reply = Reply::event_stream();
+        reply.stream = Some(Box::new(move |w: &mut dyn Write| {
+            let (_guard, _reading) = (guard, reading);
+            let _online = relay.hold_for(&who);
+            if let Err(Failure::Slow) = me.run_relay(&relay, &who, login, start, w) {
+                me.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        reply
+    }
+
+    fn run_relay(
+        &self,
+        relay: &Relay,
+        who: &Principal,
+        login: Option<Login>,
+        start: u64,
+        w: &mut dyn Write,
+    ) -> Result<(), Failure> {
+        use crate::relay::live::FeedWait;
+        let tick = match &login {
+            Some(_) => self.keepalive.min(LOGIN_CHECK),
+            None => self.keepalive,
+        };
+        let mut after = start;
+        send(w, None, "ready", &json!({"position": after}).to_string())?;
+        let stop = || who.revoked();
+        loop {
+            match relay.feed_after(after, Instant::now() + tick, &stop) {
+                FeedWait::Some(events) => {
+                    for (n, e) in events {
+                        after = n;
+                        let kind = e["type"].as_str().unwrap_or("change");
+                        let visible = match e["channel"].as_str() {
+                            Some(c) => who.may(Mode::Read, c),
+                            None => true,
+                        };
+                        if visible {
+                            send(w, Some(&n.to_string()), kind, &e.to_string())?;
+                        }
+                    }
+                }
+                FeedWait::Lost => {
+                    after = relay.feed_position();
+                    send(w, None, "ready", &json!({"position": after}).to_string())?;
+                }
+                FeedWait::Quiet => {
+                    w.write_all(b": keep-alive\n\n").map_err(Failure::from)?;
+                    w.flush().map_err(Failure::from)?;
+                }
+                FeedWait::Shutdown => return Ok(()),
+            }
+            if stop() {
+                return Ok(());
+            }
+            if let Some((logins, cookie)) = &login {
+                if !logins.valid(cookie) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// One reader of a channel stream: what it asked for and who it is.
+struct Reader<'a> {
+    channel: &'a str,
+    cursor: Option<&'a str>,
+    login: Option<Login>,
+    who: Principal,
+    start: i64,
 }
 
 /// How many live events a subscriber may have waiting for it before it is dropped.

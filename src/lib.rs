@@ -29,6 +29,12 @@
 //! [`metrics`] / [`wire`]; `main` → [`client`] → [`cli`]; [`config`] → [`cli`] at the bottom
 //! beside them. [`parked`] → [`hub`] + [`wire`]; [`wire`] names [`hub`]'s `Ticket` (what a
 //! parked reply carries), and [`hub`] imports nothing above it.
+//! `client::agents` (the `agent` subcommand on a db file) also calls [`relay`] directly.
+//!
+//! Who asks: the pipeline's authentication turns a request into a
+//! [`relay::agents::Principal`] (the admin, or an agent by its own token), carried in
+//! [`wire::Req`], an MCP `Session` and a login; each route's rule (`routes::Need`) and each
+//! tool (`mcp/tools` `Need`) names what it needs, checked before the handler runs.
 //!
 //! Words: a *session* is an MCP session (legacy SSE or `/mcp`; `mcp::Session` is its protocol
 //! state); a dashboard sign-in (`/api/session`, the cookie) is a *login*.
@@ -51,8 +57,9 @@
 //!   `wait`, `tail`, `channels`, `status` that script any relay by URL and token (exit 0 done,
 //!   1 unreachable or refused, 2 usage, 3 `wait` timed out); `client::tui` (cargo feature
 //!   `tui`) is `claude-bridge tui`, a ratatui + crossterm terminal UI: `state` is the screen as
-//!   pure data with a reducer (unit-tested), `net` polls `/api/state` and follows the selected
-//!   channel's event stream on its own threads, `ui` draws. The terminal is restored on every
+//!   pure data with a reducer (unit-tested), `net` follows `/events/relay` (reading
+//!   `/api/state` and `/api/agents` on its `ready`) and the selected channel's event stream on
+//!   its own threads, `ui` draws (the agents above the channels). The terminal is restored on every
 //!   exit path, panics included. Without the feature, `claude-bridge tui` exits 2 with one line
 //!   saying how to get it.
 //!   `client::wake` is `claude-bridge wake CHANNEL... --consumer ID`, the `asyncRewake` hook
@@ -91,14 +98,16 @@
 //!   (`resultType`, `ttlMs`/`cacheScope`, the server's identity); a transport marks the session
 //!   copy of a checked request [`mcp::Session::modern`] and [`mcp::handle`] answers in that era.
 //! - [`dashboard`]: `static/` (`index.html`, `style.css`, `app.js`: plain HTML/CSS/JS, no build
-//!   step) embedded with `include_bytes!`. The page lists channels from `/api/state` (every 5 s
-//!   and after live messages), follows the selected channel over `/events/channel/…` with
+//!   step) embedded with `include_bytes!`. The page lists channels from `/api/state` and the
+//!   roster from `/api/agents` when `/events/relay` says `ready`, then keeps both live from that
+//!   stream (no polling), follows the selected channel over `/events/channel/…` with
 //!   `EventSource` (cookie auth, automatic reconnect with `Last-Event-ID`), inspects
 //!   `/api/messages/{id}`, sends and clears through the JSON API, and signs in by trading the
 //!   token for the login cookie (never storing it). The page has no inline code or style
 //!   attributes (colours go through the CSSOM), so it needs nothing beyond the contract's CSP.
 //! - [`events`]: live channel event streams (`/events/channel/…`): subscriber caps, replay from
-//!   `Last-Event-ID`, tailing the event outbox through [`relay::Relay::next_events`].
+//!   `Last-Event-ID`, tailing the event outbox through [`relay::Relay::next_events`]; and the
+//!   relay-wide stream (`/events/relay`) reading [`relay::live`].
 //! - [`expiring`]: a capped map of entries that expire, swept in O(1) amortised (the `/mcp`
 //!   sessions and the dashboard logins).
 //! - [`login`]: dashboard logins (`/api/session`): the token traded for an HttpOnly cookie,
@@ -107,7 +116,10 @@
 //!   replay, the db watcher) and `relay::tasks`, the task queue's argument rules, caps and
 //!   operations (enqueue, claim with waiting, complete, fail, lease expiry) with their
 //!   wake-ups; one [`relay::MAX_WAIT`] bounds every wait. The one place the JSON API, the MCP
-//!   tools and the event streams call.
+//!   tools and the event streams call. `relay::agents`: agents, grants (`PATTERN=MODE`), the
+//!   principal, the checks (`check`, `check_admin`, `check_sender`) and agent management;
+//!   `relay::presence`: last seen, holds, cards, the roster; `relay::live`: the relay-wide
+//!   event feed (a ring in memory) behind `/events/relay`.
 //! - [`store`]: SQLite. `mod.rs`: opening, pragmas, the mutex, readiness and checkpoint;
 //!   `schema` (and forward migration), `messages` (reads, acks, clears), `sends` (group commit:
 //!   concurrent sends queue, the first to take the connection stores every queued one in one
@@ -237,6 +249,33 @@
 //!   long-poll threads and any client may store deeply nested text: a stack overflow would abort
 //!   the process. Request bodies are parsed by serde on the 2 MiB workers after a depth pre-scan.
 //! - Audit rows, when enabled, never change a request's outcome: write failures are logged.
+//! - Identity (issue 18). A relay with no agents answers exactly as before: every caller is the
+//!   admin. The admin token (flag, file, env), a login made with it, and a loopback caller of a
+//!   relay without a token are the admin; a bearer that is an agent's token is that agent (also
+//!   on a relay without an admin token, where any other bearer is still ignored as before). A
+//!   `--stdio` relay acts as the agent whose token it was given, else as the admin (whoever runs
+//!   it owns the db file anyway). Grants are a set: `read` and `write` on one pattern are two
+//!   grants, `admin` covers both and allows clear; there is no way to take one grant back but
+//!   revoking and re-adding. `GET /api/messages/{id}` of an unreadable channel is 404 (the
+//!   request names no channel, so a 403 would reveal it). `/api/audit` and managing agents need
+//!   the admin (or an admin agent); `/metrics`, `/api/ready` and the roster any caller. An
+//!   agent may leave `sender` out (its name is used). Revoking raises the agent's flag and wakes
+//!   every waiter: channel and relay streams end at once, `/sse` and `/mcp` GET streams within
+//!   250 ms, its dashboard logins end, and a wait or call still running answers 401 /
+//!   `forbidden` instead of data. Other processes' agent changes (`agent … --db` beside a
+//!   running relay) are read when the db watcher sees a commit (`bridge_agents` fingerprint).
+//! - Presence: `last_seen` reaches `bridge_presence` at most every min(window / 3, 15 s) per
+//!   name; a `--stdio` agent writes a heartbeat (once a second, driven by the db watcher's poll,
+//!   no thread of its own) so a relay on the same file shows it online.
+//!   With agents defined the roster is the agents; without, every sender and consumer name
+//!   seen (since this version). Cards are set by the agent itself (`bridge_card`, `POST
+//!   /api/card`; the admin names whose): that is the API `wake` (issue 16) uses to fill in
+//!   machine and directory. A revoked agent shows offline; a presence sweep once a second (the same tick)
+//!   announces names whose window ran out.
+//! - The relay-wide feed is a 1,024-event ring in memory, not a history: a reader that falls
+//!   out of it gets `ready` again (and re-reads the state). With no reader, sends do not even
+//!   describe themselves for it. Channel events reach only readers who may read the channel;
+//!   presence events reach everyone.
 //! - Housekeeping deletes in batches of at most 10,000 rows, each its own short transaction.
 //! - Streams (legacy SSE, `/mcp`) are sent with chunked encoding, one chunk per event, so their
 //!   end is marked and the connection can be reused.

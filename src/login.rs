@@ -6,6 +6,7 @@
 //! a login.)
 
 use crate::expiring::{Expiring, Full};
+use crate::relay::agents::Principal;
 use crate::wire::{all, Reply};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ pub const COOKIE: &str = "claude_bridge_session";
 
 /// The live logins of this process.
 pub struct Logins {
-    logins: Mutex<Expiring<()>>,
+    /// Cookie value → who signed in.
+    logins: Mutex<Expiring<Principal>>,
     ttl: Duration,
 }
 
@@ -29,22 +31,30 @@ impl Logins {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<()>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<Principal>> {
         self.logins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Start a login; returns its cookie value (32 random bytes, URL-safe), or [`Full`] when
-    /// the most logins are live.
-    pub fn start(&self) -> Result<String, Full> {
+    /// Start a login for `who` (the admin, or the agent whose token was traded); returns its
+    /// cookie value (32 random bytes, URL-safe), or [`Full`] when the most logins are live.
+    pub fn start(&self, who: Principal) -> Result<String, Full> {
         let id = crate::ids::token_urlsafe(32);
         self.lock()
-            .insert(id.clone(), (), Instant::now() + self.ttl)?;
+            .insert(id.clone(), who, Instant::now() + self.ttl)?;
         Ok(id)
+    }
+
+    /// Who a cookie value signed in as, while the login lives (and its agent is not revoked).
+    pub fn principal(&self, id: &str) -> Option<Principal> {
+        self.lock()
+            .get_mut(id)
+            .filter(|who| !who.revoked())
+            .map(|who| who.clone())
     }
 
     /// Whether a cookie value names a live login.
     pub fn valid(&self, id: &str) -> bool {
-        self.lock().get_mut(id).is_some()
+        self.principal(id).is_some()
     }
 
     /// End a login (no-op for an unknown one).
@@ -78,20 +88,25 @@ impl Logins {
         headers: &[Header],
         required: bool,
         secure: bool,
+        who: &Principal,
     ) -> Reply {
         let cookie = cookie_value(&all(headers, "Cookie"));
+        // An agent's login also says which agent (absent for the admin, as before).
+        let agent = who.name().map(str::to_owned);
         let state = |authenticated: bool| {
-            Reply::json(
-                200,
-                &serde_json::json!({"authenticated": authenticated, "auth_required": required}),
-            )
+            let mut v =
+                serde_json::json!({"authenticated": authenticated, "auth_required": required});
+            if let (true, Some(a)) = (authenticated, &agent) {
+                v["agent"] = serde_json::json!(a);
+            }
+            Reply::json(200, &v)
         };
         match method {
             Method::Post if required => {
                 if let Some(old) = cookie {
                     self.revoke(old);
                 }
-                match self.start() {
+                match self.start(who.clone()) {
                     Ok(id) => state(true).with_header("Set-Cookie", self.set_cookie(&id, secure)),
                     Err(Full) => Reply::error(503, "too many dashboard logins; retry later")
                         .with_header("Retry-After", "5"),
@@ -125,14 +140,14 @@ mod tests {
     #[test]
     fn logins_start_check_expire_and_revoke() {
         let l = Logins::new(Duration::from_secs(60), 10);
-        let id = l.start().unwrap();
+        let id = l.start(Principal::Admin).unwrap();
         assert!(id.len() >= 43);
         assert!(l.valid(&id));
         assert!(!l.valid("other"));
         l.revoke(&id);
         assert!(!l.valid(&id));
         let short = Logins::new(Duration::from_millis(1), 10);
-        let id = short.start().unwrap();
+        let id = short.start(Principal::Admin).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert!(!short.valid(&id));
         assert!(l.set_cookie("x", true).ends_with("SameSite=Strict; Secure"));

@@ -20,6 +20,11 @@ fn main() -> ExitCode {
             return ExitCode::from(scripting::run(*script, &|k| std::env::var(k).ok()));
         }
         Ok(cli::Command::Tui { url, sender, token }) => return tui(url, sender, token),
+        Ok(cli::Command::Agent(c)) => {
+            return ExitCode::from(claude_bridge::client::agents::run(*c, &|k| {
+                std::env::var(k).ok()
+            }));
+        }
         Ok(cli::Command::Wake(parsed)) => {
             let env = |k: &str| std::env::var(k).ok();
             return ExitCode::from(match *parsed {

@@ -154,6 +154,8 @@ pub struct Req<'a> {
     pub headers: &'a [Header],
     /// The body bytes (empty for bodiless methods).
     pub body: Vec<u8>,
+    /// Who the request acts as (the admin on a relay without agents).
+    pub who: crate::relay::agents::Principal,
 }
 
 impl Req<'_> {

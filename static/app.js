@@ -1,10 +1,19 @@
-// claude-bridge dashboard: channels, a live feed over /events/channel/…, an inspector and a
-// composer. Plain JS, no build step, nothing fetched from outside the relay. Untrusted text is
-// only ever put in the page with textContent.
+// claude-bridge dashboard: the roster and the channels, kept live by the relay-wide stream
+// /events/relay (no polling: /api/state and /api/agents are read when that stream says
+// `ready`, at start and after each reconnect), a live feed of the selected channel over
+// /events/channel/…, an inspector and a composer. Plain JS, no build step, nothing fetched
+// from outside the relay. Untrusted text is only ever put in the page with textContent.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { channel: null, events: null, selected: null, lastId: null, pendingWarning: null, online: false, counts: {}, refreshing: null };
+const state = {
+  channel: null, events: null, selected: null, lastId: null, pendingWarning: null, online: false,
+  channels: new Map(), roster: new Map(), feed: null, up: null, drawing: null,
+};
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -50,7 +59,7 @@ async function start() {
   const s = await api("GET", "/api/session").catch(() => ({ status: 0 }));
   if (s.status === 401) return showLogin();
   if (s.status !== 200) { setOnline(false); setTimeout(start, 2000); return; }
-  showApp(s.data && s.data.auth_required);
+  showApp(s.data && s.data.auth_required, s.data && s.data.agent);
 }
 
 function showLogin() {
@@ -68,7 +77,7 @@ $("login-form").addEventListener("submit", async (ev) => {
   if (r.status === 200) {
     $("login-error").textContent = "";
     $("login").hidden = true;
-    showApp(true);
+    showApp(true, r.data && r.data.agent);
   } else {
     $("login-error").textContent = "That token was refused.";
   }
@@ -79,16 +88,90 @@ $("signout").addEventListener("click", async () => {
   location.reload();
 });
 
-function showApp(authRequired) {
+function showApp(authRequired, agent) {
   $("login").hidden = true;
   $("app").hidden = false;
   $("app").classList.add("no-inspector");
   if (authRequired) {
-    $("who").textContent = "signed in";
+    $("who").textContent = agent ? `signed in as ${agent}` : "signed in";
     $("signout").hidden = false;
   }
-  refresh();
-  setInterval(refresh, 5000);
+  // An agent sends as itself only.
+  if (agent) { $("sender").value = agent; $("sender").readOnly = true; }
+  openFeed();
+  setInterval(showUptime, 1000);
+}
+
+// ---- the relay-wide stream ----------------------------------------------------------------
+
+function openFeed() {
+  const es = new EventSource("/events/relay");
+  state.feed = es;
+  es.onopen = () => setOnline(true);
+  es.onerror = () => {
+    setOnline(false);
+    // EventSource reconnects by itself after a dropped connection, but gives up on a refusal
+    // (the login ended): look why, then try again.
+    if (es.readyState === EventSource.CLOSED) {
+      refresh();
+      setTimeout(() => { if (state.feed === es) openFeed(); }, 2000);
+    }
+  };
+  es.addEventListener("ready", () => { refresh(); loadRoster(); });
+  es.addEventListener("channel", (ev) => {
+    const d = JSON.parse(ev.data);
+    const [group, name] = d.channel.includes(":") ? [d.channel.slice(0, d.channel.indexOf(":")), d.channel.slice(d.channel.indexOf(":") + 1)] : ["", d.channel];
+    state.channels.set(d.channel, { id: d.channel, group, name, count: d.count, last_ts: d.last_ts, last_ts_full: d.last_ts_full, senders: d.senders });
+    showChannelsSoon();
+  });
+  es.addEventListener("cleared", (ev) => {
+    const d = JSON.parse(ev.data);
+    state.channels.delete(d.channel);
+    showChannelsSoon();
+  });
+  es.addEventListener("presence", (ev) => {
+    const d = JSON.parse(ev.data);
+    if (d.removed) state.roster.delete(d.name);
+    else state.roster.set(d.name, d);
+    renderRoster();
+  });
+}
+
+async function loadRoster() {
+  let r;
+  try { r = await api("GET", "/api/agents"); } catch (_) { return; }
+  if (r.status !== 200 || !r.data) return;
+  state.roster = new Map(r.data.roster.map((e) => [e.name, e]));
+  renderRoster();
+}
+
+function renderRoster() {
+  const list = $("roster");
+  const entries = [...state.roster.values()].sort((a, b) => a.name.localeCompare(b.name));
+  if (!entries.length) { list.replaceChildren(el("li", "muted", "Nobody seen yet.")); return; }
+  list.replaceChildren(...entries.map((e) => {
+    const li = el("li", "agent");
+    li.dataset.name = e.name;
+    li.dataset.online = e.online ? "yes" : "no";
+    const head = el("div");
+    head.append(el("span", "dot" + (e.online ? " on" : "")), el("span", "name", e.name));
+    li.append(head);
+    const seen = e.online ? "online" : (e.last_seen ? "last seen " + localTime(e.last_seen) : "never seen");
+    li.append(el("span", "sub seen", seen));
+    const c = e.card || {};
+    const where = [c.machine, c.repo || c.directory].filter(Boolean).join(" · ");
+    if (where) li.append(el("span", "sub card", where));
+    if (c.task) li.append(el("span", "sub task", c.task));
+    return li;
+  }));
+  fillSenders();
+}
+
+function showUptime() {
+  if (!state.up) return;
+  const up = state.up.seconds + Math.floor((Date.now() - state.up.at) / 1000);
+  const two = (n) => String(n).padStart(2, "0");
+  $("uptime").textContent = `up ${two(Math.floor(up / 3600))}:${two(Math.floor(up / 60) % 60)}:${two(up % 60)}`;
 }
 
 // ---- channels and status -------------------------------------------------------------------
@@ -100,13 +183,32 @@ async function refresh() {
   if (r.status !== 200 || !r.data) { setOnline(false); return; }
   setOnline(true);
   const s = r.data;
-  $("totals").textContent = `${s.total_messages} messages · ${s.channels.length} channels`;
-  $("uptime").textContent = "up " + s.uptime_human;
-  state.counts = Object.fromEntries(s.channels.map((c) => [c.id, c.count]));
+  state.up = { seconds: s.uptime_seconds, at: Date.now() };
+  showUptime();
+  state.channels = new Map(s.channels.map((c) => [c.id, c]));
+  showChannels();
+}
+
+// The sidebar, the totals, the selected channel's count and the sender suggestions, from the
+// channels as last heard.
+function showChannels() {
+  const channels = [...state.channels.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const total = channels.reduce((n, c) => n + c.count, 0);
+  $("totals").textContent = `${plural(total, "message")} · ${plural(channels.length, "channel")}`;
   showCount();
-  renderChannels(s.channels);
-  const senders = new Set();
-  s.channels.forEach((c) => c.senders.forEach((x) => senders.add(x)));
+  renderChannels(channels);
+  fillSenders();
+}
+
+// A busy relay sends many channel events: draw the sidebar at most ten times a second.
+function showChannelsSoon() {
+  if (state.drawing) return;
+  state.drawing = setTimeout(() => { state.drawing = null; showChannels(); }, 100);
+}
+
+function fillSenders() {
+  const senders = new Set(state.roster.keys());
+  state.channels.forEach((c) => c.senders.forEach((x) => senders.add(x)));
   const dl = $("senders");
   dl.replaceChildren(...[...senders].sort().map((x) => { const o = el("option"); o.value = x; return o; }));
 }
@@ -128,7 +230,7 @@ function renderChannels(channels) {
       b.type = "button";
       b.dataset.channel = c.id;
       b.append(el("span", "name", c.group ? c.name : c.id));
-      b.append(el("span", "sub", `${c.count} · ${localTime(c.last_ts_full)}`));
+      b.append(el("span", "sub", `${plural(c.count, "message")} · ${localTime(c.last_ts_full)}`));
       b.append(el("span", "sub", c.senders.join(", ")));
       b.addEventListener("click", () => selectChannel(c.id));
       parts.push(b);
@@ -139,14 +241,8 @@ function renderChannels(channels) {
 
 function showCount() {
   if (!state.channel) return;
-  const n = state.counts[state.channel] || 0;
-  $("channel-info").textContent = `${n} message${n === 1 ? "" : "s"}`;
-}
-
-// A live message moves the sidebar's counts too; refresh at most every half second for that.
-function refreshSoon() {
-  if (state.refreshing) return;
-  state.refreshing = setTimeout(() => { state.refreshing = null; refresh(); }, 500);
+  const c = state.channels.get(state.channel);
+  $("channel-info").textContent = plural(c ? c.count : 0, "message");
 }
 
 // ---- the feed --------------------------------------------------------------------------------
@@ -212,9 +308,8 @@ function follow(id) {
   es.addEventListener("message", (ev) => {
     const d = JSON.parse(ev.data);
     append({ id: ev.lastEventId || d.id, seq: d.seq, sender: d.sender, content: d.content, ts: d.timestamp });
-    refreshSoon();
   });
-  es.addEventListener("clear", () => { $("feed").replaceChildren(); closeInspector(); refresh(); });
+  es.addEventListener("clear", () => { $("feed").replaceChildren(); closeInspector(); });
   es.addEventListener("replay_truncated", () => { es.close(); follow(id); });
 }
 
@@ -301,14 +396,14 @@ $("composer").addEventListener("submit", async (ev) => {
   $("content").value = "";
   $("compose-warning").textContent = "";
   state.pendingWarning = null;
-  if (channel !== state.channel) { await refresh(); selectChannel(channel); }
+  if (channel !== state.channel) selectChannel(channel);
 });
 
 $("clear").addEventListener("click", async () => {
   const ch = state.channel;
   if (!ch || !confirm(`Delete every message in ${ch}? This cannot be undone.`)) return;
   const r = await api("POST", "/api/clear", { channel: ch });
-  if (r.status === 200) { $("feed").replaceChildren(); closeInspector(); refresh(); }
+  if (r.status === 200) { $("feed").replaceChildren(); closeInspector(); }
 });
 
 start();

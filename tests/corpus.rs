@@ -220,6 +220,7 @@ fn a_hundred_thousand_mutated_jsonrpc_messages_through_the_mcp_core() {
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,
+            presence_window: std::time::Duration::from_secs(60),
         },
     );
     let seeds = seeds();

@@ -8,6 +8,39 @@ use crate::support::{playwright, Relay};
 use std::path::Path;
 use std::process::Command;
 
+/// Run `script` (under `tests/clients/`) against the relay with these arguments after the
+/// artifacts directory; returns its findings (panics unless they say ok).
+fn drive_script(script: &str, r: &Relay, artifacts: &str, args: &[&str]) -> serde_json::Value {
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join(artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = Command::new("node")
+        .arg(path)
+        .arg(playwright())
+        .arg(format!("http://{}", r.addr))
+        .arg(&artifacts)
+        .args(args)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|_| {
+        panic!(
+            "{script}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        v["ok"],
+        true,
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
+}
+
 fn drive(r: &Relay, token: Option<&str>) -> serde_json::Value {
     let artifacts = match token {
         Some(_) => "target/test-artifacts/with-token",
@@ -83,6 +116,23 @@ fn the_dashboard_works_over_https() {
         &[("NODE_EXTRA_CA_CERTS", &ca)],
     );
     assert!(v["live_ms"].as_u64().unwrap() < 1000, "{v}");
+}
+
+/// Issue 18: a new channel and a new agent appear within a second of the agent's first
+/// message, without a reload or a poll; the roster panel shows its card and renders at phone
+/// width; a revoked agent leaves it.
+#[test]
+fn the_dashboard_is_live_without_polling_and_shows_the_roster() {
+    let r = Relay::start(&["--auth-token", "dash-live-token"], &[]);
+    let v = drive_script(
+        "dashboard_live.mjs",
+        &r,
+        "target/test-artifacts/live",
+        &["dash-live-token"],
+    );
+    assert!(v["channel_ms"].as_u64().unwrap() < 1000, "{v}");
+    assert!(v["agent_ms"].as_u64().unwrap() < 1000, "{v}");
+    assert_eq!(v["state_reads"], 1);
 }
 
 #[test]

@@ -94,7 +94,8 @@ fn modern_requests_are_served_statelessly_on_mcp_beside_handshake_sessions() {
         (l["ttlMs"].clone(), l["cacheScope"].clone()),
         (json!(3_600_000), json!("public"))
     );
-    assert_eq!(l["tools"].as_array().unwrap().len(), 13);
+    // The 13 of the contract and the two presence tools (issue 18).
+    assert_eq!(l["tools"].as_array().unwrap().len(), 15);
 
     // tools/call: the contract's results, dressed for the era.
     let send = modern(
@@ -487,7 +488,7 @@ fn check_run(out: &Value, modern: bool) {
     for t in &tools {
         assert!(calls.iter().any(|c| c["name"] == *t), "{t} was not called");
     }
-    assert_eq!(tools.len(), 13);
+    assert_eq!(tools.len(), 15);
     let (ok, refused) = calls.split_at(calls.len() - 2);
     for c in ok {
         assert_eq!(c["is_error"], false, "{c}");

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TOOLS: [&str; 13] = [
+/// The 13 tools of the 1.3 contract, then the two presence tools that extend it.
+const TOOLS: [&str; 15] = [
     "bridge_send",
     "bridge_receive",
     "bridge_wait",
@@ -23,6 +24,8 @@ const TOOLS: [&str; 13] = [
     "bridge_complete",
     "bridge_fail",
     "bridge_tasks",
+    "bridge_agents",
+    "bridge_card",
 ];
 
 /// Check one SDK session's output (`tests/clients/mcp_check.py`) field by field.

@@ -741,10 +741,14 @@ fn every_tool_schema_matches_the_contract() {
     let mut m = Mcp::open(&r);
     let (_, list) = m.post(&json!({"jsonrpc":"2.0","id":9,"method":"tools/list"}));
     let tools = list["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 13);
+    // The 13 of the contract keep their schemas; the presence tools extend it (issue 18).
+    assert_eq!(tools.len(), 15);
     assert_eq!(want.as_object().unwrap().len(), 13);
     for t in tools {
         let name = t["name"].as_str().unwrap();
+        if ["bridge_agents", "bridge_card"].contains(&name) {
+            continue;
+        }
         let want = want
             .get(name)
             .unwrap_or_else(|| panic!("{name} has no schema in the fixture"));

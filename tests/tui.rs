@@ -84,6 +84,23 @@ fn the_tui_shows_live_messages_sends_from_the_keyboard_and_quits_cleanly() {
     let s = tmux.wait_for("live from the API");
     assert!(s.contains("[status]"), "the JSON type is shown: {s}");
 
+    // Issue 18: a new channel and a new sender show live (the relay-wide stream, no polling),
+    // and the roster panel shows who is there with their cards.
+    r.say("tui:fresh", "agent-c", "new here");
+    let s = tmux.wait_for("fresh (1)");
+    assert!(
+        s.contains("agents") && s.contains("agent-c"),
+        "roster panel: {s}"
+    );
+    let card = r.post(
+        "/api/card",
+        &serde_json::json!({"name": "agent-c", "machine": "box-c", "task": "porting"}),
+    );
+    assert_eq!(card.status, 200);
+    let s = tmux.wait_for("● agent-c box-c");
+    assert!(s.contains("● agent-c"), "online dot: {s}");
+    assert!(s.contains("2 channels  3 messages"), "totals: {s}");
+
     // Compose with the keyboard: s, text, Enter.
     tmux.run(&["send-keys", "-t", "t", "s"]);
     tmux.wait_for("message to tui:main as tmuxer");
@@ -147,6 +164,9 @@ fn the_tui_says_when_the_relay_is_unreachable_or_refuses_the_token() {
             "online",
         ),
     ];
+    // A session that outlives the cases: killing a case's session must not stop the tmux
+    // server while the next case starts one.
+    tmux.run(&["new-session", "-d", "-s", "keep", "sleep 600"]);
     for (cmd, shown) in cases {
         let cmd = format!("{cmd}; sleep 60");
         tmux.run(&[

@@ -1,6 +1,7 @@
 //! Command-line parsing with lexopt: argv → [`Command`]. Validation of syntax only; no I/O and
 //! no environment (that is [`crate::config`]'s job).
 
+pub mod agents;
 pub mod scripts;
 pub mod setup;
 pub mod wake;
@@ -20,6 +21,8 @@ pub enum Command {
     Run(Box<RawArgs>),
     /// A scripting subcommand (`send`, `receive`, …) for a relay by URL.
     Script(Box<scripts::Script>),
+    /// `claude-bridge agent add|list|grant|revoke …`.
+    Agent(Box<agents::AgentCommand>),
     /// `claude-bridge wake CHANNEL... --consumer ID`: the hook that wakes an idle agent.
     Wake(Box<wake::Parsed>),
     /// `claude-bridge setup claude-code ...` and `claude-bridge auth-header ...`.
@@ -97,6 +100,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     if let Some(word) = args.first().and_then(|a| a.to_str()) {
         if word == "tui" {
             return parse_tui(args.split_off(1));
+        }
+        if word == "agent" {
+            return agents::parse(args.split_off(1)).map(|a| Command::Agent(Box::new(a)));
         }
         if word == "wake" {
             return wake::parse(args.split_off(1)).map(|w| Command::Wake(Box::new(w)));
@@ -203,6 +209,8 @@ USAGE:
         status                              is the relay up; totals
     claude-bridge tui [--url URL] [--sender NAME] [--token TOKEN]
                                             terminal UI (builds with --features tui)
+    claude-bridge agent add|list|grant|revoke ...
+                                            agents with their own tokens and grants
     claude-bridge setup claude-code --channel CH --consumer ID [--print]
                                             make Claude Code sessions wake on messages
     claude-bridge wake CHANNEL... --consumer ID
@@ -254,6 +262,7 @@ ENVIRONMENT-ONLY LIMITS (defaults in brackets):
     CLAUDE_BRIDGE_DEFAULT_LEASE_SECONDS [300]  CLAUDE_BRIDGE_MAX_LEASE_SECONDS [3600]
     CLAUDE_BRIDGE_MAX_CONNECTIONS [16384]
     CLAUDE_BRIDGE_DEFAULT_MAX_ATTEMPTS [3]    CLAUDE_BRIDGE_KEEPALIVE_SECONDS [15]
+    CLAUDE_BRIDGE_PRESENCE_SECONDS [60]
 
 EXAMPLES:
     claude-bridge                                        # local relay on 127.0.0.1:8765

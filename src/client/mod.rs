@@ -5,6 +5,7 @@
 //! (`Connection: close`), replies read whole (Content-Length, chunked or to end of stream), and
 //! event streams read event by event.
 
+pub mod agents;
 pub mod scripting;
 pub mod setup;
 #[cfg(feature = "tui")]

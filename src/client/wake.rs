@@ -194,6 +194,7 @@ fn wait_and_deliver(w: &Wake, env: &dyn Fn(&str) -> Option<String>) -> Result<u8
         consumer: w.consumer.clone(),
         self_name: w.self_name.clone(),
     });
+    card(&ctx);
     let (tx, rx) = mpsc::channel();
     let spawn = |i: usize| {
         let (ctx, tx, channel) = (Arc::clone(&ctx), tx.clone(), w.channels[i].clone());
@@ -227,6 +228,37 @@ fn wait_and_deliver(w: &Wake, env: &dyn Fn(&str) -> Option<String>) -> Result<u8
         }
         if deadline.is_some_and(|d| Instant::now() >= d) || !ancestors_alive(&ancestors) {
             return Ok(0);
+        }
+    }
+}
+
+/// Fill in this agent's roster card (machine and working directory), best effort: an older
+/// relay without `/api/card`, or a refusal, changes nothing here. With an agent token the relay
+/// knows whose card it is; with the admin token (or none) it is the card of `--self`.
+fn card(ctx: &Ctx) {
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let directory = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let mut body = json!({"machine": machine, "directory": directory});
+    for _ in 0..2 {
+        let sent = client::request(
+            &ctx.target,
+            "POST",
+            "/api/card",
+            ctx.token.as_deref(),
+            Some(&body),
+            Duration::from_secs(2),
+        );
+        // Without an agent token the relay needs to be told whose card it is.
+        match sent {
+            Ok(r) if r.status == 400 && r.json()["field"] == "name" => {
+                body["name"] = json!(ctx.self_name);
+            }
+            _ => return,
         }
     }
 }

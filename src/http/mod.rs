@@ -379,13 +379,19 @@ fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
             );
         }
     }
-    // 6. Authentication.
-    if rule.protected {
+    // 6. Authentication: who the request acts as.
+    let who = if rule.protected {
         let login_route = route == Route::Login;
         let peer = rq.remote_addr();
-        if let Some(r) = policy::authenticate(ctx, &headers, peer, login_route, &method) {
-            return reject("auth_failure", r);
+        match policy::authenticate(ctx, &headers, peer, login_route, &method) {
+            Ok(who) => who,
+            Err(r) => return reject("auth_failure", r),
         }
+    } else {
+        crate::relay::agents::Principal::Admin
+    };
+    if let Some(name) = who.name() {
+        ctx.relay.seen(name);
     }
     // 7. Body size and framing, checked on every mutation; the body itself is read (within
     // the body deadline) only where a handler uses it (a POST to a route taking JSON). Any
@@ -410,6 +416,7 @@ fn pipeline(ctx: &Ctx, rq: &mut Request) -> Reply {
         query,
         headers: &headers,
         body,
+        who,
     };
     routes::dispatch(ctx, route, &req, secure)
 }

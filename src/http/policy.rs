@@ -4,6 +4,7 @@
 
 use super::Ctx;
 use crate::config::Config;
+use crate::relay::agents::Principal;
 use crate::wire::{all, header, Reply};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -188,43 +189,60 @@ pub(super) fn is_json_media_type(value: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// `None` when the request may proceed, else the refusal.
-/// Who may pass (`http-api.md` §2.5): with a token, a bearer credential or a live dashboard
-/// login cookie (a wrong bearer is refused even with a valid cookie; only a bearer can start a
-/// login; ending one needs nothing). Without a token, loopback peers that are not proxied.
+/// Who the request acts as, else the refusal.
+/// Who may pass (`http-api.md` §2.5): with a token, a bearer credential (the admin token or an
+/// agent's) or a live dashboard login cookie (a wrong bearer is refused even with a valid
+/// cookie; only a bearer can start a login; ending one needs nothing). Without a token, loopback
+/// peers that are not proxied; a bearer that is an agent's token makes them that agent.
 pub(super) fn authenticate(
     ctx: &Ctx,
     headers: &[Header],
     peer: Option<&SocketAddr>,
     login_route: bool,
     method: &Method,
-) -> Option<Reply> {
+) -> Result<Principal, Reply> {
     let cfg = &ctx.config;
+    let bearer = |one: &str| match one.split_once(' ') {
+        Some((scheme, cred)) if scheme.eq_ignore_ascii_case("bearer") => Some(cred.to_owned()),
+        _ => None,
+    };
     match &cfg.auth_token {
-        Some(_) if login_route && *method == Method::Delete => None,
+        Some(_) if login_route && *method == Method::Delete => Ok(Principal::Admin),
         Some(token) => {
             let auths = all(headers, "Authorization");
-            let ok = match auths.as_slice() {
-                [] if login_route && *method == Method::Post => false,
+            let who = match auths.as_slice() {
+                [] if login_route && *method == Method::Post => None,
                 [] => crate::login::cookie_value(&all(headers, "Cookie"))
-                    .is_some_and(|c| ctx.logins.valid(c)),
-                [one] => match one.split_once(' ') {
-                    Some((scheme, cred)) => {
-                        scheme.eq_ignore_ascii_case("bearer") && token_matches(cred, token)
+                    .and_then(|c| ctx.logins.principal(c)),
+                [one] => bearer(one).and_then(|cred| {
+                    if token_matches(&cred, token) {
+                        Some(Principal::Admin)
+                    } else {
+                        ctx.relay.agent_by_token(&cred)
                     }
-                    None => false,
-                },
-                _ => false,
+                }),
+                _ => None,
             };
-            (!ok).then(|| Reply::error(401, "unauthorized"))
+            who.ok_or_else(|| Reply::error(401, "unauthorized"))
         }
         None => {
             let loopback = peer.is_some_and(|p| p.ip().is_loopback());
             let proxied = ["X-Forwarded-For", "X-Real-IP", "Forwarded"]
                 .iter()
                 .any(|h| header(headers, h).is_some());
-            let refused = (!loopback || proxied) && !cfg.allow_unauthenticated_network;
-            refused.then(|| Reply::error(403, "unauthenticated network access is disabled"))
+            if (!loopback || proxied) && !cfg.allow_unauthenticated_network {
+                return Err(Reply::error(
+                    403,
+                    "unauthenticated network access is disabled",
+                ));
+            }
+            let agent = match all(headers, "Authorization").as_slice() {
+                [one] if ctx.relay.has_agents() => {
+                    bearer(one).and_then(|cred| ctx.relay.agent_by_token(&cred))
+                }
+                _ => None,
+            };
+            Ok(agent.unwrap_or(Principal::Admin))
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use super::{policy, Ctx};
 use crate::api;
+use crate::error::Error;
+use crate::relay::agents::{Mode, Principal};
 use crate::wire::{all, header, Reply, Req};
 use std::sync::Arc;
 use tiny_http::Method;
@@ -44,6 +46,15 @@ pub enum Route<'p> {
     Mcp,
     /// `/metrics`.
     Metrics,
+    /// `/api/agents`: the roster (GET), adding an agent (POST).
+    Agents,
+    /// `/api/agents/{name}` (DELETE: revoke) and `/api/agents/{name}/grants` (POST: grant); the
+    /// raw rest of the path.
+    Agent(&'p str),
+    /// `/api/card`: set a roster card.
+    Card,
+    /// `/events/relay`: the relay-wide event stream.
+    RelayEvents,
     /// Any other path under `/api/`: protected, then 404.
     ApiOther,
     /// Any other path: a dashboard asset or 404; `protected` under `/events/`.
@@ -66,6 +77,26 @@ pub struct Rule {
     pub json_body: bool,
     /// The bounded label requests are counted under in `/metrics`.
     pub label: &'static str,
+    /// What the caller must be allowed (checked before the handler runs; always passes for
+    /// the admin, so a relay without agents answers as before).
+    pub need: Need,
+}
+
+/// What a route needs of the caller's grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing beyond authentication (listings filter what they show; MCP checks each tool).
+    Any,
+    /// `mode` on the channel named by the `channel` query parameter.
+    Query(Mode),
+    /// `mode` on the channel named by the JSON body's `channel`.
+    Body(Mode),
+    /// `mode` on the channel named by the path.
+    Path(Mode),
+    /// A relay admin (the admin token or an admin agent).
+    Admin,
+    /// Reading for anyone, changing for a relay admin.
+    AdminToChange,
 }
 
 const GET: &[Method] = &[Method::Get, Method::Head];
@@ -84,6 +115,14 @@ const fn rule(
         protected,
         json_body,
         label,
+        need: Need::Any,
+    }
+}
+
+impl Rule {
+    const fn needs(mut self, need: Need) -> Rule {
+        self.need = need;
+        self
     }
 }
 
@@ -104,9 +143,14 @@ impl<'p> Route<'p> {
             "/sse" => Route::Sse,
             "/mcp" => Route::Mcp,
             "/metrics" => Route::Metrics,
+            "/api/agents" => Route::Agents,
+            "/api/card" => Route::Card,
+            "/events/relay" => Route::RelayEvents,
             p => {
                 if let Some(id) = p.strip_prefix("/api/messages/") {
                     Route::Message(id)
+                } else if let Some(rest) = p.strip_prefix("/api/agents/") {
+                    Route::Agent(rest)
                 } else if let Some(channel) = p.strip_prefix("/events/channel/") {
                     Route::Events(channel)
                 } else if p.starts_with("/messages/") {
@@ -127,17 +171,50 @@ impl<'p> Route<'p> {
         const ANY: &str = "";
         match self {
             Route::Status => rule(Some(GET), "GET, HEAD", false, false, "/status"),
+            // Lists only the channels the caller may read.
             Route::State => rule(Some(GET), "GET, HEAD", true, false, "/api/state"),
             // POST gets its own 405 with a hint (`http-api.md` §3.3).
-            Route::Messages => rule(None, "GET, HEAD", true, false, "/api/messages"),
-            // A malformed id is 404 whatever the method.
+            Route::Messages => {
+                rule(None, "GET, HEAD", true, false, "/api/messages").needs(Need::Query(Mode::Read))
+            }
+            // A malformed id is 404 whatever the method; so is a message the caller may not
+            // read (its channel is not named by the request, so nothing is revealed).
             Route::Message(_) => rule(None, "GET, HEAD", true, false, "/api/messages/{id}"),
-            Route::Send => rule(Some(POST), "POST", true, true, "/api/send"),
-            Route::Clear => rule(Some(POST), "POST", true, true, "/api/clear"),
-            Route::Audit => rule(Some(GET), "GET, HEAD", true, false, "/api/audit"),
-            Route::Wait => rule(Some(GET), "GET, HEAD", true, false, "/api/wait"),
+            Route::Send => {
+                rule(Some(POST), "POST", true, true, "/api/send").needs(Need::Body(Mode::Write))
+            }
+            Route::Clear => {
+                rule(Some(POST), "POST", true, true, "/api/clear").needs(Need::Body(Mode::Admin))
+            }
+            Route::Audit => {
+                rule(Some(GET), "GET, HEAD", true, false, "/api/audit").needs(Need::Admin)
+            }
+            Route::Wait => rule(Some(GET), "GET, HEAD", true, false, "/api/wait")
+                .needs(Need::Query(Mode::Read)),
             Route::Ready => rule(Some(GET), "GET, HEAD", true, false, "/api/ready"),
-            Route::Ack => rule(Some(POST), "POST", true, true, "/api/ack"),
+            Route::Ack => {
+                rule(Some(POST), "POST", true, true, "/api/ack").needs(Need::Body(Mode::Read))
+            }
+            Route::Agents => rule(
+                Some(&[Method::Get, Method::Head, Method::Post]),
+                "GET, HEAD, POST",
+                true,
+                true,
+                "/api/agents",
+            )
+            .needs(Need::AdminToChange),
+            Route::Agent(_) => rule(
+                Some(&[Method::Post, Method::Delete]),
+                "POST, DELETE",
+                true,
+                true,
+                "/api/agents/{name}",
+            )
+            .needs(Need::Admin),
+            // An agent sets its own card; the admin names whose.
+            Route::Card => rule(Some(POST), "POST", true, true, "/api/card"),
+            // Carries only what the caller may read.
+            Route::RelayEvents => rule(Some(GET), "GET, HEAD", true, false, "/events/relay"),
             Route::Login => rule(
                 Some(&[Method::Get, Method::Head, Method::Post, Method::Delete]),
                 "GET, POST, DELETE",
@@ -151,7 +228,8 @@ impl<'p> Route<'p> {
                 true,
                 false,
                 "/events/channel/{channel}",
-            ),
+            )
+            .needs(Need::Path(Mode::Read)),
             Route::Sse => rule(Some(GET), "GET, HEAD", true, false, "/sse"),
             Route::SseMessage => rule(Some(POST), "POST", true, true, "/messages/"),
             // The transport answers its methods (they depend on stateless mode).
@@ -172,16 +250,19 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
         }
     }
     let relay = &ctx.relay;
+    if let Err(e) = authorize(relay, &route, rule.need, req) {
+        return api::handled(Err(e));
+    }
     let headers = req.headers;
     match route {
         Route::Status => api::status(),
-        Route::State => api::handled(api::state(relay, &ctx.events)),
+        Route::State => api::handled(api::state(relay, &ctx.events, &req.who)),
         Route::Messages if *req.method == Method::Post => api::messages_post(),
         Route::Messages if !GET.contains(req.method) => Reply::method_not_allowed(rule.allow),
         Route::Messages => api::handled(api::messages(relay, req)),
         Route::Message(id) if id.is_empty() || id.contains('/') => api::not_found(),
         Route::Message(_) if !GET.contains(req.method) => Reply::method_not_allowed(rule.allow),
-        Route::Message(id) => api::handled(api::message(relay, id)),
+        Route::Message(id) => api::handled(api::message(relay, id, &req.who)),
         Route::Send => api::handled(api::send(relay, req)),
         Route::Clear => api::handled(api::clear(relay, req)),
         Route::Audit => api::handled(api::audit(relay, req)),
@@ -193,20 +274,29 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
             headers,
             ctx.config.auth_token.is_some(),
             secure || policy::forwarded_https(headers),
+            &req.who,
         ),
         Route::Events(channel) => {
             let cursor = header(headers, "Last-Event-ID")
                 .map(str::to_owned)
                 .or_else(|| req.query_param("since_id"));
-            // A stream opened with a login cookie (not a bearer) ends when the login does.
-            let login = (ctx.config.auth_token.is_some()
-                && header(headers, "Authorization").is_none())
-            .then(|| crate::login::cookie_value(&all(headers, "Cookie")))
-            .flatten()
-            .map(|c| (Arc::clone(&ctx.logins), c.to_owned()));
-            ctx.events.open(relay, channel, cursor, login)
+            ctx.events.open(
+                relay,
+                channel,
+                cursor,
+                stream_login(ctx, req),
+                req.who.clone(),
+            )
         }
-        Route::Sse => ctx.sse.open(policy::authorization(headers)),
+        Route::RelayEvents => ctx
+            .events
+            .open_relay(relay, req.who.clone(), stream_login(ctx, req)),
+        Route::Agents => api::handled(api::agents(relay, req)),
+        Route::Agent(rest) => api::handled(api::agent(relay, req, rest)),
+        Route::Card => api::handled(api::card(relay, req)),
+        Route::Sse => ctx
+            .sse
+            .open(relay, policy::authorization(headers), &req.who),
         Route::SseMessage => {
             ctx.sse
                 .post(relay, req.query, policy::authorization(headers), &req.body)
@@ -221,6 +311,7 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
                 mcp_name: header(headers, "Mcp-Name"),
                 accept: header(headers, "Accept"),
                 credential: policy::authorization(headers),
+                who: &req.who,
                 body: &req.body,
             },
         ),
@@ -228,6 +319,53 @@ pub fn dispatch(ctx: &Ctx, route: Route<'_>, req: &Req<'_>, secure: bool) -> Rep
         Route::ApiOther => api::not_found(),
         Route::Other { .. } if ctx.config.dashboard => api::asset(req),
         Route::Other { .. } => api::not_found(),
+    }
+}
+
+/// The dashboard login a stream was opened with (a cookie, not a bearer): the stream ends when
+/// the login does.
+fn stream_login(ctx: &Ctx, req: &Req<'_>) -> Option<crate::events::Login> {
+    let headers = req.headers;
+    (ctx.config.auth_token.is_some() && header(headers, "Authorization").is_none())
+        .then(|| crate::login::cookie_value(&all(headers, "Cookie")))
+        .flatten()
+        .map(|c| (Arc::clone(&ctx.logins), c.to_owned()))
+}
+
+/// Check the route's [`Need`] against who asks. The admin passes without a look; an agent's
+/// denial is audited and answered 403 (field `channel` or `authorization`, code `forbidden`).
+/// A request that names no channel (or not as a string) is left to the handler's validation.
+fn authorize(
+    relay: &crate::relay::Relay,
+    route: &Route<'_>,
+    need: Need,
+    req: &Req<'_>,
+) -> Result<(), Error> {
+    if matches!(req.who, Principal::Admin) {
+        return Ok(());
+    }
+    let check = |mode: Mode, channel: Option<String>| match channel {
+        Some(c) if !c.is_empty() => relay.check(&req.who, mode, &c),
+        _ => Ok(()),
+    };
+    match need {
+        Need::Any => Ok(()),
+        Need::Query(mode) => check(mode, req.query_param("channel")),
+        Need::Body(mode) => {
+            let channel = crate::json::parse_body(&req.body).ok().and_then(|v| {
+                v.get("channel")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            });
+            check(mode, channel)
+        }
+        Need::Path(mode) => match route {
+            Route::Events(raw) => check(mode, crate::wire::percent_decode(raw, false)),
+            _ => Ok(()),
+        },
+        Need::Admin => relay.check_admin(&req.who),
+        Need::AdminToChange if GET.contains(req.method) => Ok(()),
+        Need::AdminToChange => relay.check_admin(&req.who),
     }
 }
 

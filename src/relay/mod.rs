@@ -8,7 +8,10 @@
 //!   anyone never turns a committed write into an error.
 //! - `store` and `hub` are private: everything outside asks the relay.
 
+pub mod agents;
 mod audit;
+pub mod live;
+pub mod presence;
 pub mod tasks;
 
 use crate::error::Error;
@@ -48,6 +51,8 @@ pub struct Settings {
     pub max_lease_seconds: u64,
     /// Attempts of a task enqueued without `max_attempts`.
     pub default_max_attempts: u32,
+    /// A name seen this recently counts as online (`CLAUDE_BRIDGE_PRESENCE_SECONDS`, 60 s).
+    pub presence_window: Duration,
 }
 
 /// A validated send, ready for the store.
@@ -103,6 +108,12 @@ pub struct Relay {
     pub settings: Settings,
     /// Channels with claims waiting.
     claim_waiters: tasks::ClaimWaiters,
+    /// The agents of `bridge_agents`, by token hash.
+    agents: agents::Registry,
+    /// Who is there.
+    presence: Arc<presence::Board>,
+    /// The relay-wide event feed.
+    feed: live::Feed,
     started: Instant,
     /// Calls and long-polls running off the request path now, each on a thread of its own.
     waiting: Arc<std::sync::atomic::AtomicUsize>,
@@ -157,18 +168,26 @@ impl crate::hub::Wakes for Relay {
 impl Relay {
     /// Put a store and settings together.
     pub fn new(store: Store, settings: Settings) -> Relay {
-        Relay {
+        let window = settings.presence_window;
+        let relay = Relay {
             store,
             hub: Hub::new(),
             settings,
             claim_waiters: Default::default(),
+            agents: Default::default(),
+            presence: presence::Board::new(window),
+            feed: Default::default(),
             started: Instant::now(),
             waiting: Default::default(),
             max_waiting: DEFAULT_MAX_WAITING.into(),
             folds: Default::default(),
             audit_detail_bytes: 256.into(),
             audit_fold_seconds: 60.into(),
+        };
+        if let Err(e) = relay.refresh_agents() {
+            eprintln!("warning: cannot read the agents: {e}");
         }
+        relay
     }
 
     /// Cut request paths in audit rows of rejections to `detail_bytes`, and fold repeats within
@@ -271,7 +290,9 @@ impl Relay {
         if !inserted.deduplicated {
             self.hub.publish(&send.channel);
             crate::metrics::SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.announce_channel(&send.channel, inserted.first_in_channel);
         }
+        self.seen(&send.sender);
         if inserted.first_in_channel {
             let detail = format!("first message by {}", send.sender);
             self.audit("channel_create", Some(&send.channel), &detail, None);
@@ -283,6 +304,9 @@ impl Relay {
     pub fn clear(&self, channel: &str) -> Result<u64, Error> {
         let cleared = self.store.clear(channel)?;
         self.hub.publish(channel);
+        self.announce(
+            serde_json::json!({"type": "cleared", "channel": channel, "cleared": cleared}),
+        );
         let detail = format!("cleared {cleared} message(s)");
         self.audit("channel_clear", Some(channel), &detail, None);
         Ok(cleared)
@@ -319,6 +343,7 @@ impl Relay {
                 }),
             },
             Cursor::Consumer(consumer) => {
+                self.seen(consumer);
                 let after = self.store.consumer_seq(consumer, channel)?;
                 Ok(Page {
                     messages: self.store.after(channel, after, limit)?,
@@ -362,6 +387,7 @@ impl Relay {
                 return Err(FieldError::new("metadata", "invalid_type", "must be an object").into())
             }
         };
+        self.seen(consumer);
         self.store
             .ack(consumer, channel, message_id, metadata.as_deref())?
             .ok_or_else(|| {
@@ -422,19 +448,24 @@ impl Relay {
 
     /// The channel's outbox rows after `after` (at most `limit`), waiting until `deadline` for
     /// the first when there are none yet. A commit landing between the read and the wait still
-    /// wakes it (the hub ticket is taken first).
+    /// wakes it (the hub ticket is taken first). Returns [`Events::Quiet`] early when `stop`
+    /// holds (checked before each wait: a revoked reader is woken by the revocation).
     pub fn next_events(
         &self,
         channel: &str,
         after: i64,
         limit: usize,
         deadline: Instant,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Events, Error> {
         loop {
             let ticket = self.hub.ticket();
             let pending = self.store.events_after(channel, after, limit)?;
             if !pending.is_empty() {
                 return Ok(Events::Some(pending));
+            }
+            if stop() {
+                return Ok(Events::Quiet);
             }
             match self.hub.wait(channel, ticket, deadline) {
                 Wake::Published => {}
@@ -518,8 +549,17 @@ impl Relay {
             poll,
             self.store.instance().to_owned(),
             move |changed| match (weak.upgrade(), changed) {
-                (Some(r), crate::store::Changed::Channel(channel)) => r.hub.publish(channel),
-                (Some(r), crate::store::Changed::Anything) => r.wake_claims(),
+                (Some(r), crate::store::Changed::Channel(channel)) => {
+                    r.hub.publish(channel);
+                    r.announce_channel(channel, false);
+                }
+                (Some(r), crate::store::Changed::Tick) => r.presence_tick(),
+                (Some(r), crate::store::Changed::Anything) => {
+                    r.wake_claims();
+                    if let Err(e) = r.refresh_agents() {
+                        eprintln!("warning: cannot read the agents: {e}");
+                    }
+                }
                 (None, _) => {}
             },
         )

@@ -319,6 +319,7 @@ impl Relay {
             c.lease_seconds,
             c.wait,
         );
+        self.seen(consumer);
         let deadline = Instant::now() + wait;
         let key = task_key(channel);
         let _waiting = (!wait.is_zero()).then(|| {

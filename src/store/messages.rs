@@ -163,6 +163,13 @@ impl Store {
         stats.sync(conn)?;
         Ok(stats.channels().clone())
     }
+    /// One channel's statistics (`None` when it holds no message).
+    pub fn channel_stat(&self, channel: &str) -> Result<Option<ChannelStat>, Error> {
+        let mut guard = self.lock();
+        let Inner { conn, stats } = &mut *guard;
+        stats.sync(conn)?;
+        Ok(stats.channels().get(channel).cloned())
+    }
     /// Whether at least one stored message has exactly this channel name (lets legacy names
     /// that break today's rules be read and cleared, `http-api.md` §4.2).
     pub fn has_channel(&self, channel: &str) -> Result<bool, Error> {

@@ -12,6 +12,7 @@
 //! - `seq` comes from `AUTOINCREMENT`, so it is global, strictly increasing across processes,
 //!   and never reused after a clear.
 
+mod agents;
 mod audit;
 mod housekeeping;
 mod messages;
@@ -22,6 +23,7 @@ mod stats;
 
 mod sends;
 pub mod tasks;
+pub use agents::{AgentRow, PresenceRow};
 pub use housekeeping::{Sweep, Swept};
 pub use outbox::{watch, Changed};
 pub use schema::MigrateError;

@@ -96,6 +96,7 @@ pub fn watch(
             let mut last = version(&conn);
             // Quick looks still due after a write that showed no change yet.
             let mut rechecks: &[Duration] = &[];
+            let mut last_tick = std::time::Instant::now();
             loop {
                 match (&notify, rechecks.split_first()) {
                     (Some(_), Some((pause, rest))) => {
@@ -108,6 +109,11 @@ pub fn watch(
                         }
                     }
                     (None, _) => std::thread::sleep(every),
+                }
+                // The tick (presence) keeps its period whatever wakes the loop early.
+                if last_tick.elapsed() >= every {
+                    last_tick = std::time::Instant::now();
+                    changed(Changed::Tick);
                 }
                 let now = version(&conn);
                 if now.is_none() || now == last {
@@ -133,6 +139,9 @@ pub fn watch(
 /// What the db watcher noticed.
 #[derive(Debug, Clone, Copy)]
 pub enum Changed<'a> {
+    /// Another poll interval passed (whether or not anything changed): for work that runs
+    /// on a clock, without a thread of its own (the presence sweep and heartbeat).
+    Tick,
     /// Some connection committed something (this process's own commits included).
     Anything,
     /// Another process wrote a message or clear event on this channel.

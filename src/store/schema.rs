@@ -1,6 +1,7 @@
 //! The 1.3 schema, and the forward migration that runs on every open (`storage.md` §2–§3).
 //!
-//! Invariant: migration only ever adds (tables, indexes, one column) and normalises two
+//! Invariant: migration only ever adds (tables, indexes, one column; identity adds
+//! `bridge_agents` and `bridge_presence`, which the original never reads) and normalises two
 //! redundant values; it never drops, renames or rewrites tables, never touches `messages` rows,
 //! never resets `sqlite_sequence` and never changes `user_version`. So a file written by the
 //! original 0.7.3 or 1.3.0 keeps every row, and a file written by us stays readable by 1.3.0.
@@ -114,6 +115,22 @@ CREATE INDEX IF NOT EXISTS idx_tasks_ready ON tasks(channel, priority DESC, avai
 CREATE INDEX IF NOT EXISTS idx_tasks_lease ON tasks(lease_expires_at) WHERE status = 'claimed';
 CREATE UNIQUE INDEX IF NOT EXISTS idx_tasks_idempotency ON tasks(channel, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_tasks_channel_status ON tasks(channel, status);
+
+CREATE TABLE IF NOT EXISTS bridge_agents (
+    name         TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL CHECK (length(token_sha256) = 64),
+    admin        INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+    grants       TEXT NOT NULL DEFAULT '[]',
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    revoked_at   TEXT
+);
+
+CREATE TABLE IF NOT EXISTS bridge_presence (
+    name      TEXT PRIMARY KEY,
+    last_seen TEXT NOT NULL,
+    card      TEXT NOT NULL DEFAULT '{}'
+);
 ";
 
 /// The component versions this build writes and understands.

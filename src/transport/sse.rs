@@ -10,6 +10,7 @@
 //!   with another one is treated as naming an unknown session.
 
 use crate::mcp::{self, Session};
+use crate::relay::agents::Principal;
 use crate::relay::Relay;
 use crate::wire::Reply;
 use serde_json::json;
@@ -61,8 +62,15 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `GET /sse`: register a session and answer with its event stream (or 503 at the cap).
-    pub fn open(self: &Arc<Self>, credential: Option<&str>) -> Reply {
+    /// `GET /sse`: register a session acting as `who` and answer with its event stream (or 503
+    /// at the cap). The session holds `who` online while its stream lasts; a revoked agent's
+    /// stream ends at once.
+    pub fn open(
+        self: &Arc<Self>,
+        relay: &Arc<Relay>,
+        credential: Option<&str>,
+        who: &Principal,
+    ) -> Reply {
         let id = crate::ids::random_hex(16);
         let (tx, rx) = mpsc::channel();
         {
@@ -76,7 +84,10 @@ impl Sessions {
                 Entry {
                     tx,
                     credential: credential.map(str::to_owned),
-                    state: Arc::new(Mutex::new(Session::default())),
+                    state: Arc::new(Mutex::new(Session {
+                        who: who.clone(),
+                        ..Session::default()
+                    })),
                 },
             );
         }
@@ -85,10 +96,12 @@ impl Sessions {
             id: id.clone(),
         };
         let keepalive = self.keepalive;
+        let (relay, who) = (Arc::clone(relay), who.clone());
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
-            let _ = run(w, &id, &rx, keepalive);
+            let _online = relay.hold_for(&who);
+            let _ = run(w, &id, &rx, keepalive, &who);
         }));
         reply
     }
@@ -177,22 +190,37 @@ impl Drop for Registration {
     }
 }
 
+/// How often an agent's stream looks whether the agent was revoked.
+const REVOKE_CHECK: Duration = Duration::from_millis(250);
+
 /// Write the stream: the `endpoint` event, then each reply as a `message` event, with a
-/// keep-alive comment after each quiet `keepalive`. Returns when a write fails.
+/// keep-alive comment after each quiet `keepalive`. Returns when a write fails, or when the
+/// agent it acts as is revoked.
 fn run(
     w: &mut dyn Write,
     id: &str,
     rx: &mpsc::Receiver<String>,
     keepalive: Duration,
+    who: &Principal,
 ) -> std::io::Result<()> {
     write!(w, "event: endpoint\ndata: /messages/?session_id={id}\n\n")?;
     w.flush()?;
+    let tick = match who {
+        Principal::Admin => keepalive,
+        Principal::Agent(_) => keepalive.min(REVOKE_CHECK),
+    };
+    let mut quiet_since = std::time::Instant::now();
     loop {
-        match rx.recv_timeout(keepalive) {
+        match rx.recv_timeout(tick) {
             Ok(msg) => write!(w, "event: message\ndata: {msg}\n\n")?,
-            Err(RecvTimeoutError::Timeout) => w.write_all(b": keep-alive\n\n")?,
+            Err(RecvTimeoutError::Timeout) if who.revoked() => return Ok(()),
+            Err(RecvTimeoutError::Timeout) if quiet_since.elapsed() >= keepalive => {
+                w.write_all(b": keep-alive\n\n")?
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
         w.flush()?;
+        quiet_since = std::time::Instant::now();
     }
 }

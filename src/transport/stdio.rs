@@ -2,6 +2,9 @@
 //! protocol lines only; diagnostics go to stderr. A bad line gets an error reply and the session
 //! goes on; end of input ends the session.
 //!
+//! The session acts as the agent whose token the process was given (`--auth-token`, its
+//! file or environment), else as the admin.
+//!
 //! Requests are handled in order on the reading thread, except calls that may wait
 //! (`mcp::may_stream`), which run on their own threads ([`mcp::spawn`]) so the session's other
 //! requests go on; every line is written whole under one lock. At end of input, calls still
@@ -37,10 +40,14 @@ pub fn serve(
     output: impl Write + Send + 'static,
     max_line: usize,
     mut push: Option<crate::transport::push::Push>,
+    who: crate::relay::agents::Principal,
 ) -> std::io::Result<()> {
     let output: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(output));
     let handshake_only = push.is_some();
-    let mut session = Session::default();
+    let mut session = Session {
+        who,
+        ..Session::default()
+    };
     let mut line = Vec::new();
     let mut running = Vec::new();
     loop {
@@ -267,6 +274,7 @@ mod tests {
             default_lease_seconds: 300,
             max_lease_seconds: 3600,
             default_max_attempts: 3,
+            presence_window: std::time::Duration::from_secs(60),
         };
         let relay = Arc::new(Relay::new(store, settings));
         let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -287,6 +295,7 @@ mod tests {
             Sink(Arc::clone(&out)),
             1 << 20,
             None,
+            crate::relay::agents::Principal::Admin,
         )
         .unwrap();
         let _ = std::fs::remove_dir_all(dir);

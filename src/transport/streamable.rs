@@ -19,6 +19,8 @@
 
 use crate::expiring::Expiring;
 use crate::mcp::{self, code, era, Session};
+use crate::relay::agents::Principal;
+use crate::relay::presence::Hold;
 use crate::relay::Relay;
 use crate::wire::Reply;
 use serde_json::Value;
@@ -35,6 +37,8 @@ struct Entry {
     state: Session,
     /// Whether the session's GET stream is open (at most one).
     streaming: Arc<AtomicBool>,
+    /// Keeps the session's agent online while the session lives.
+    _online: Option<Hold>,
 }
 
 /// The `/mcp` sessions of this process.
@@ -62,6 +66,8 @@ pub struct Request<'a> {
     pub accept: Option<&'a str>,
     /// The request's credential (bearer token), if any.
     pub credential: Option<&'a str>,
+    /// Who the request acts as.
+    pub who: &'a Principal,
     /// The body.
     pub body: &'a [u8],
 }
@@ -174,7 +180,10 @@ impl Sessions {
             // Session checks first, then the call runs on a stream thread that writes each
             // notification as it happens and the result last.
             let state = match (self.stateless, rq.session_id) {
-                (true, _) => Session::default(),
+                (true, _) => Session {
+                    who: rq.who.clone(),
+                    ..Session::default()
+                },
                 (false, None) => {
                     return rpc_error(
                         400,
@@ -191,17 +200,25 @@ impl Sessions {
         }
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if self.stateless {
-            return self.respond(relay, &mut Session::default(), &msg, None, stream_ok);
+            let mut state = Session {
+                who: rq.who.clone(),
+                ..Session::default()
+            };
+            return self.respond(relay, &mut state, &msg, None, stream_ok);
         }
         match rq.session_id {
             None if is_initialize => {
-                let mut state = Session::default();
+                let mut state = Session {
+                    who: rq.who.clone(),
+                    ..Session::default()
+                };
                 let id = crate::ids::random_hex(16);
                 let reply = self.respond(relay, &mut state, &msg, Some(&id), stream_ok);
                 let entry = Entry {
                     credential: rq.credential.map(str::to_owned),
                     state,
                     streaming: Arc::new(AtomicBool::new(false)),
+                    _online: relay.hold_for(rq.who),
                 };
                 match self.lock().insert(id, entry, Instant::now() + IDLE) {
                     Ok(()) => reply,
@@ -250,10 +267,11 @@ impl Sessions {
             return Reply::json(r.status, &r.response);
         }
         if msg.get("method").and_then(Value::as_str) == Some("subscriptions/listen") {
-            return self.listen(relay, msg, stream_ok);
+            return self.listen(relay, msg, stream_ok, rq.who);
         }
         let mut state = Session {
             modern: true,
+            who: rq.who.clone(),
             ..Session::default()
         };
         if mcp::may_stream(relay, &msg) {
@@ -282,7 +300,7 @@ impl Sessions {
     /// `subscriptions/listen`: an event stream on its own thread that acknowledges, then carries
     /// keep-alive comments (we have no list changes to announce) until the client leaves or the
     /// relay stops, which ends it with the graceful result. Counts against the stream cap.
-    fn listen(&self, relay: &Arc<Relay>, msg: Value, stream_ok: bool) -> Reply {
+    fn listen(&self, relay: &Arc<Relay>, msg: Value, stream_ok: bool, who: &Principal) -> Reply {
         let ack = match era::listen_ack(&msg) {
             Ok(a) => a,
             Err(e) => return Reply::json(400, &e),
@@ -307,21 +325,36 @@ impl Sessions {
         };
         let keepalive = self.keepalive;
         let relay = Arc::clone(relay);
+        let who = who.clone();
+        // An agent's stream looks whether the agent was revoked four times a second.
+        let tick = match who {
+            Principal::Admin => keepalive,
+            Principal::Agent(_) => keepalive.min(Duration::from_millis(250)),
+        };
         let mut reply = Reply::event_stream().with_header("X-Accel-Buffering", "no");
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
+            let _online = relay.hold_for(&who);
             if write!(w, "event: message\ndata: {ack}\n\n")
                 .and_then(|()| w.flush())
                 .is_err()
             {
                 return;
             }
+            let mut quiet_since = Instant::now();
             loop {
-                if relay.sleep(Instant::now() + keepalive) {
+                if relay.sleep(Instant::now() + tick) {
                     let end = era::listen_end(&msg);
                     let _ = write!(w, "event: message\ndata: {end}\n\n").and_then(|()| w.flush());
                     return;
                 }
+                if who.revoked() {
+                    return;
+                }
+                if quiet_since.elapsed() < keepalive {
+                    continue;
+                }
+                quiet_since = Instant::now();
                 if w.write_all(b": keep-alive\n\n")
                     .and_then(|()| w.flush())
                     .is_err()
@@ -422,15 +455,26 @@ impl Sessions {
         let guard = StreamGuard { streaming, open };
         let keepalive = self.keepalive;
         let relay = Arc::clone(relay);
+        let who = rq.who.clone();
+        // An agent's stream looks whether the agent was revoked four times a second.
+        let tick = match who {
+            Principal::Admin => keepalive,
+            Principal::Agent(_) => keepalive.min(Duration::from_millis(250)),
+        };
         let mut reply = Reply::event_stream();
         reply.stream = Some(Box::new(move |w: &mut dyn Write| {
             let _guard = guard;
             // We send no server-initiated messages: keep-alive comments only, until the client
-            // goes away or the relay shuts down.
+            // goes away, its agent is revoked, or the relay shuts down.
+            let mut quiet_since = Instant::now();
             loop {
-                if relay.sleep(Instant::now() + keepalive) {
+                if relay.sleep(Instant::now() + tick) || who.revoked() {
                     return;
                 }
+                if quiet_since.elapsed() < keepalive {
+                    continue;
+                }
+                quiet_since = Instant::now();
                 if w.write_all(b": keep-alive\n\n")
                     .and_then(|()| w.flush())
                     .is_err()

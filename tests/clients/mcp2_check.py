@@ -63,6 +63,9 @@ async def exercise(call, list_tools):
     await run("bridge_fail", {"channel": "sdk2:jobs", "task_id": task["task_id"],
                               "lease_token": task["lease_token"], "requeue": False})
     await run("bridge_tasks", {"channel": "sdk2:jobs"})
+    # The presence tools (issue 18): a card by name (no agent token here), then the roster.
+    await run("bridge_card", {"name": "py2", "machine": "sdk2-box", "task": "checking eras"})
+    await run("bridge_agents", {})
     await run("bridge_clear", {"channel": chan})
     # Refusals are tool results, never protocol errors.
     await run("bridge_send", {"channel": " bad", "sender": "py2", "content": "x"})

@@ -1,24 +1,72 @@
-//! The terminal UI's network side: one thread polls `/api/state` and carries out requests, and
-//! one thread per followed channel reads its event stream. Everything comes back to the UI as
-//! [`Incoming`] over a channel.
+//! The terminal UI's network side: one thread carries out requests, one follows the
+//! relay-wide stream `/events/relay` (on its `ready`, at start and after each reconnect, it
+//! has `/api/state` and `/api/agents` read; then channel counts, clears and presence arrive as
+//! events: no polling), and one thread per followed channel reads its event stream.
+//! Everything comes back to the UI as [`Incoming`] over a channel.
 
 use super::state::{Incoming, Message, Request};
 use crate::client::{self, EventStream, Target};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How often the channel list and status are refreshed.
-const POLL: Duration = Duration::from_secs(2);
 
 /// Start the network threads; returns where to send requests.
 pub fn start(target: Target, token: Option<String>, to_ui: Sender<Incoming>) -> Sender<Request> {
     let (tx, rx) = std::sync::mpsc::channel::<Request>();
     let follow_gen = Arc::new(AtomicU64::new(0));
+    {
+        let (target, token, ui, tx) = (target.clone(), token.clone(), to_ui.clone(), tx.clone());
+        std::thread::spawn(move || follow_relay(target, token, ui, tx));
+    }
     std::thread::spawn(move || worker(target, token, to_ui, rx, follow_gen));
     tx
+}
+
+/// Follow `/events/relay` for as long as the UI runs, reconnecting after a second when it
+/// drops (the UI shows the relay offline meanwhile).
+fn follow_relay(
+    target: Target,
+    token: Option<String>,
+    ui: Sender<Incoming>,
+    requests: Sender<Request>,
+) {
+    loop {
+        match EventStream::open(&target, "/events/relay", token.as_deref(), None) {
+            Ok(Ok(mut s)) => {
+                while let Ok(Some(ev)) = s.next_event() {
+                    let data: Value = serde_json::from_str(&ev.data).unwrap_or_default();
+                    let sent = match ev.event.as_str() {
+                        "ready" => requests.send(Request::Refresh).is_ok(),
+                        "channel" => ui.send(Incoming::Channel(data)).is_ok(),
+                        "cleared" => ui
+                            .send(Incoming::ChannelGone(
+                                data["channel"].as_str().unwrap_or_default().to_owned(),
+                            ))
+                            .is_ok(),
+                        "presence" => ui.send(Incoming::Presence(data)).is_ok(),
+                        _ => true,
+                    };
+                    if !sent {
+                        return; // the UI has gone
+                    }
+                }
+            }
+            Ok(Err(_)) => {
+                // Refused (a bad token): a request shows why.
+                if requests.send(Request::Refresh).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                if ui.send(Incoming::Offline(e)).is_err() {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 fn message_of(v: &Value, id: &str) -> Message {
@@ -73,12 +121,20 @@ fn worker(
             Ok(rep) => Some(rep.json()),
         }
     };
-    let mut next = Request::Refresh;
+    // The relay-wide stream asks for the first refresh when it is ready.
+    let mut next = match rx.recv() {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    let mut pending: Option<Request> = None;
     loop {
         match next {
             Request::Refresh => {
                 if let Some(v) = report(&call("GET", "/api/state", None)) {
                     let _ = ui.send(Incoming::State(v));
+                }
+                if let Some(v) = report(&call("GET", "/api/agents", None)) {
+                    let _ = ui.send(Incoming::Roster(v));
                 }
             }
             Request::Follow(ch) => {
@@ -114,9 +170,6 @@ fn worker(
                 let body = json!({"channel": channel, "sender": sender, "content": content});
                 if report(&call("POST", "/api/send", Some(&body))).is_some() {
                     let _ = ui.send(Incoming::Notice(format!("sent to {channel}")));
-                    if let Some(v) = report(&call("GET", "/api/state", None)) {
-                        let _ = ui.send(Incoming::State(v));
-                    }
                 }
             }
             Request::Clear(ch) => {
@@ -129,11 +182,22 @@ fn worker(
                 }
             }
         }
-        next = match rx.recv_timeout(POLL) {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => Request::Refresh,
-            Err(RecvTimeoutError::Disconnected) => return,
+        next = match pending.take() {
+            Some(r) => r,
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => return,
+            },
         };
+        // Refreshes asked for while busy collapse into one (what came after waits its turn).
+        if next == Request::Refresh {
+            while let Ok(r) = rx.try_recv() {
+                if r != Request::Refresh {
+                    pending = Some(r);
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -13,6 +13,49 @@ pub struct Channel {
     pub last: String,
 }
 
+/// One roster entry as the roster panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The agent (or sender) name.
+    pub name: String,
+    /// Online now.
+    pub online: bool,
+    /// Last seen (rendered timestamp), if ever.
+    pub last_seen: Option<String>,
+    /// The card in one line (machine · repo or directory · task).
+    pub card: String,
+}
+
+impl Member {
+    /// From a roster entry of `/api/agents` or a `presence` event.
+    pub fn from_json(v: &Value) -> Member {
+        let c = &v["card"];
+        let parts: Vec<&str> = [
+            c["machine"].as_str(),
+            c["repo"].as_str().or(c["directory"].as_str()),
+            c["task"].as_str(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Member {
+            name: v["name"].as_str().unwrap_or_default().to_owned(),
+            online: v["online"] == true,
+            last_seen: v["last_seen"].as_str().map(str::to_owned),
+            card: parts.join(" · "),
+        }
+    }
+}
+
+/// `1 message`, `2 messages`.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// One message in the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -119,6 +162,8 @@ pub struct App {
     pub total: u64,
     /// Channels, sorted by name.
     pub channels: Vec<Channel>,
+    /// The roster, sorted by name.
+    pub roster: Vec<Member>,
     /// The selected channel.
     pub selected: Option<String>,
     /// The selected channel's messages, oldest first.
@@ -148,6 +193,14 @@ pub struct App {
 pub enum Incoming {
     /// `/api/state`.
     State(Value),
+    /// `/api/agents`.
+    Roster(Value),
+    /// A `channel` event of the relay-wide stream: a channel's counts now.
+    Channel(Value),
+    /// A `cleared` event of the relay-wide stream.
+    ChannelGone(String),
+    /// A `presence` event of the relay-wide stream.
+    Presence(Value),
     /// A message event on a channel.
     Message(String, Message),
     /// The channel was cleared.
@@ -165,7 +218,7 @@ pub enum Incoming {
 /// What the UI asks the network side to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Fetch `/api/state` now.
+    /// Fetch `/api/state` and `/api/agents` now.
     Refresh,
     /// Show this channel: load its messages and follow it.
     Follow(String),
@@ -211,6 +264,7 @@ impl App {
             uptime: String::new(),
             total: 0,
             channels: Vec::new(),
+            roster: Vec::new(),
             selected: None,
             feed: Vec::new(),
             cursor: 0,
@@ -284,6 +338,48 @@ impl App {
                     }
                 }
             }
+            Incoming::Roster(v) => {
+                self.roster = v["roster"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(Member::from_json)
+                    .collect();
+                self.roster.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            Incoming::Presence(v) => {
+                let m = Member::from_json(&v);
+                self.roster.retain(|x| x.name != m.name);
+                if v["removed"] != true {
+                    self.roster.push(m);
+                    self.roster.sort_by(|a, b| a.name.cmp(&b.name));
+                }
+            }
+            Incoming::Channel(v) => {
+                let c = Channel {
+                    id: v["channel"].as_str().unwrap_or_default().to_owned(),
+                    count: v["count"].as_u64().unwrap_or(0),
+                    last: v["last_ts_full"].as_str().unwrap_or_default().to_owned(),
+                };
+                match self.channels.iter_mut().find(|x| x.id == c.id) {
+                    Some(x) => *x = c,
+                    None => {
+                        self.channels.push(c);
+                        self.channels.sort_by(|a, b| a.id.cmp(&b.id));
+                    }
+                }
+                self.total = self.channels.iter().map(|c| c.count).sum();
+                if self.selected.is_none() {
+                    if let Some(first) = self.channels.first() {
+                        self.selected = Some(first.id.clone());
+                        out.push(Request::Follow(first.id.clone()));
+                    }
+                }
+            }
+            Incoming::ChannelGone(ch) => {
+                self.channels.retain(|c| c.id != ch);
+                self.total = self.channels.iter().map(|c| c.count).sum();
+            }
             Incoming::Message(ch, m) if Some(&ch) == self.selected.as_ref() => {
                 if self.paused {
                     self.held.push(m);
@@ -299,7 +395,6 @@ impl App {
                     self.held.clear();
                     self.cursor = 0;
                 }
-                out.push(Request::Refresh);
             }
             Incoming::History(ch, msgs) if Some(&ch) == self.selected.as_ref() => {
                 self.feed = msgs;
@@ -571,6 +666,46 @@ mod tests {
     }
 
     #[test]
+    fn the_relay_stream_moves_channels_and_the_roster() {
+        let mut a = App::new("u", "me");
+        let out = a.apply(Incoming::Channel(serde_json::json!({"channel": "p:new",
+            "count": 1, "last_ts_full": "t1", "created": true})));
+        assert_eq!(
+            out,
+            vec![Request::Follow("p:new".into())],
+            "the first is followed"
+        );
+        a.apply(Incoming::Channel(
+            serde_json::json!({"channel": "a:b", "count": 2, "last_ts_full": "t2"}),
+        ));
+        a.apply(Incoming::Channel(
+            serde_json::json!({"channel": "p:new", "count": 3, "last_ts_full": "t3"}),
+        ));
+        let ids: Vec<&str> = a.channels.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a:b", "p:new"]);
+        assert_eq!(a.total, 5);
+        a.apply(Incoming::ChannelGone("a:b".into()));
+        assert_eq!((a.channels.len(), a.total), (1, 3));
+        a.apply(Incoming::Roster(serde_json::json!({"roster": [
+            {"name": "zed", "online": false, "last_seen": "t", "card": {}},
+            {"name": "amy", "online": true, "card": {"machine": "m", "directory": "/d", "task": "x"}}]})));
+        assert_eq!(a.roster[0].name, "amy");
+        assert_eq!(a.roster[0].card, "m · /d · x");
+        a.apply(Incoming::Presence(
+            serde_json::json!({"name": "zed", "online": true, "card": {"repo": "r"}}),
+        ));
+        assert!(a.roster[1].online && a.roster[1].card == "r");
+        a.apply(Incoming::Presence(
+            serde_json::json!({"name": "amy", "online": false, "removed": true}),
+        ));
+        assert_eq!(a.roster.len(), 1);
+        assert_eq!(
+            (plural(1, "message"), plural(2, "channel")),
+            ("1 message".into(), "2 channels".into())
+        );
+    }
+
+    #[test]
     fn live_events_pausing_clearing_and_keys() {
         let mut a = App::new("u", "me");
         a.apply(state());
@@ -607,10 +742,8 @@ mod tests {
         assert_eq!(a.key(Key::Char('n')), vec![]);
         a.key(Key::Char('c'));
         assert_eq!(a.key(Key::Char('y')), vec![Request::Clear(ch.clone())]);
-        assert_eq!(
-            a.apply(Incoming::Cleared(ch.clone())),
-            vec![Request::Refresh]
-        );
+        // The counts follow the relay-wide stream, so a clear asks for nothing.
+        assert_eq!(a.apply(Incoming::Cleared(ch.clone())), vec![]);
         assert!(a.feed.is_empty());
         // New channel, help, inspector, focus, moving between channels, quit.
         a.key(Key::Char('n'));

@@ -1,6 +1,6 @@
 //! Drawing the terminal UI's state with ratatui.
 
-use super::state::{colour_of, App, Focus, Link, Mode};
+use super::state::{colour_of, plural, App, Focus, Link, Mode};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -108,11 +108,11 @@ fn top_bar(f: &mut Frame<'_>, area: Rect, app: &App) {
         ),
         Span::styled(text, style),
         Span::raw(format!(
-            "  {}  up {}  {} channels  {} messages",
+            "  {}  up {}  {}  {}",
             app.url,
             app.uptime,
-            app.channels.len(),
-            app.total
+            plural(app.channels.len() as u64, "channel"),
+            plural(app.total, "message")
         )),
     ]);
     f.render_widget(Paragraph::new(line), area);
@@ -131,6 +131,59 @@ fn border(title: &str, focused: bool) -> Block<'_> {
 }
 
 fn sidebar(f: &mut Frame<'_>, area: Rect, app: &App) {
+    // The roster on top (at most a third of the height), the channels below.
+    let roster_rows = (app.roster.len().max(1) as u16 + 2)
+        .min(area.height / 3)
+        .max(3);
+    let parts = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(roster_rows), Constraint::Min(3)])
+        .split(area);
+    roster(f, parts[0], app);
+    channels(f, parts[1], app);
+}
+
+fn roster(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let items: Vec<ListItem<'_>> = if app.roster.is_empty() {
+        vec![ListItem::new(Span::styled(
+            "nobody seen yet",
+            Style::default().fg(Color::DarkGray),
+        ))]
+    } else {
+        app.roster
+            .iter()
+            .map(|m| {
+                let (dot, style) = if m.online {
+                    ("● ", Style::default().fg(Color::Green))
+                } else {
+                    ("○ ", Style::default().fg(Color::DarkGray))
+                };
+                let detail = if !m.card.is_empty() {
+                    m.card.clone()
+                } else if m.online {
+                    "online".into()
+                } else {
+                    m.last_seen.as_deref().map_or("never seen".into(), |t| {
+                        format!("seen {}", crate::clock::hms(t))
+                    })
+                };
+                ListItem::new(Line::from(vec![
+                    Span::styled(dot, style),
+                    Span::styled(
+                        m.name.clone(),
+                        Style::default()
+                            .fg(colour(&m.name))
+                            .add_modifier(Modifier::BOLD),
+                    ),
+                    Span::styled(format!(" {detail}"), Style::default().fg(Color::DarkGray)),
+                ]))
+            })
+            .collect()
+    };
+    f.render_widget(List::new(items).block(border("agents", false)), area);
+}
+
+fn channels(f: &mut Frame<'_>, area: Rect, app: &App) {
     let mut items = Vec::new();
     let mut selected_row = None;
     for (group, list) in app.groups() {

@@ -5,6 +5,7 @@ use crate::clock;
 use crate::error::Error;
 use crate::mcp::schema::{annotations, integer, no_args, present, tool, Outcome};
 use crate::model::StoredMessage;
+use crate::relay::agents::{Mode, Principal};
 use crate::relay::{Cursor, Relay};
 use crate::validate::{self, FieldError};
 use serde_json::{json, Map, Value};
@@ -160,7 +161,7 @@ pub(super) fn status_def(name: &str) -> Value {
     )
 }
 
-pub(super) fn send(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+pub(super) fn send(relay: &Relay, args: &Map<String, Value>, who: &Principal) -> Outcome {
     if present(args, "content").is_some() == present(args, "message").is_some() {
         return Err(FieldError::new(
             "content",
@@ -170,6 +171,7 @@ pub(super) fn send(relay: &Relay, args: &Map<String, Value>) -> Outcome {
         .into());
     }
     let send = relay.parse_send(args)?;
+    relay.check_sender(who, &send.sender, &send.channel)?;
     let done = relay.send(&send)?;
     let m = &done.message;
     let ts = clock::render(&m.timestamp);
@@ -341,8 +343,18 @@ pub(super) fn ack(relay: &Relay, args: &Map<String, Value>) -> Outcome {
     Ok((crate::relay::cursor_json(&c), text))
 }
 
-pub(super) fn channels(relay: &Relay) -> Outcome {
-    let stats = relay.channels()?;
+/// The channels `who` may read, with their statistics.
+fn readable(
+    relay: &Relay,
+    who: &Principal,
+) -> Result<std::collections::BTreeMap<String, crate::store::ChannelStat>, Error> {
+    let mut stats = relay.channels()?;
+    stats.retain(|c, _| who.may(Mode::Read, c));
+    Ok(stats)
+}
+
+pub(super) fn channels(relay: &Relay, who: &Principal) -> Outcome {
+    let stats = readable(relay, who)?;
     let total: u64 = stats.values().map(|s| s.count).sum();
     let list: Vec<Value> = stats
         .iter()
@@ -365,8 +377,8 @@ pub(super) fn channels(relay: &Relay) -> Outcome {
     Ok((json!({"channels": list, "total_messages": total}), text))
 }
 
-pub(super) fn ping(relay: &Relay) -> Outcome {
-    let stats = relay.channels()?;
+pub(super) fn ping(relay: &Relay, who: &Principal) -> Outcome {
+    let stats = readable(relay, who)?;
     let total: u64 = stats.values().map(|s| s.count).sum();
     let now = clock::now();
     Ok((
@@ -389,12 +401,12 @@ pub(super) fn clear(relay: &Relay, args: &Map<String, Value>) -> Outcome {
     ))
 }
 
-pub(super) fn status(relay: &Relay, args: &Map<String, Value>) -> Outcome {
+pub(super) fn status(relay: &Relay, args: &Map<String, Value>, who: &Principal) -> Outcome {
     let per = present(args, "per_channel")
         .and_then(integer)
         .unwrap_or(5)
         .clamp(1, 50) as usize;
-    let stats = relay.channels()?;
+    let stats = readable(relay, who)?;
     let mut list = Vec::with_capacity(stats.len());
     let mut text = String::new();
     if stats.is_empty() {
