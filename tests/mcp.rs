@@ -584,17 +584,6 @@ impl Drop for StdioRelay {
 
 #[test]
 fn stdio_protocol_lines_bad_input_and_end_of_input() {
-    let dir = TempDir::new();
-    let db = dir.path().join("s.db").display().to_string();
-    let mut child = Command::new(BIN)
-        .args(["--stdio", "--db", &db])
-        .env_clear()
-        .env("CLAUDE_BRIDGE_MAX_REQUEST_BYTES", "2048")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(3000));
     let input = format!(
         "{}\nnot json\n\n{long}\n{}\n{}\n",
@@ -602,25 +591,8 @@ fn stdio_protocol_lines_bad_input_and_end_of_input() {
         json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}),
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bridge_ping","arguments":{}}}),
     );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    // stdin is closed now: the process must exit 0 after answering.
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("stdout carries JSON-RPC only"))
-        .collect();
+    // stdin is closed after the input: the process must exit 0 after answering.
+    let (lines, _) = stdio_session(&[("CLAUDE_BRIDGE_MAX_REQUEST_BYTES", "2048")], &input);
     assert_eq!(lines.len(), 5);
     // server/discover is the 2026-07-28 revision's (tests/eras.rs); without its `_meta` it is
     // a malformed request.
@@ -1059,32 +1031,8 @@ fn a_vanished_client_cancels_its_streamed_wait() {
 fn a_panicking_call_is_answered_with_an_error_on_every_transport() {
     let panic_call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"test_panic_boundary","arguments":{}}});
     let ping = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"bridge_ping","arguments":{}}});
-    let dir = TempDir::new();
-    let db = dir.path().join("p.db").display().to_string();
-    let mut child = Command::new(BIN)
-        .args(["--stdio", "--db", &db])
-        .env_clear()
-        .env("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let input = format!("{panic_call}\n{ping}\n");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (lines, stderr) = stdio_session(&[("CLAUDE_BRIDGE_CONFORMANCE_FIXTURES", "1")], &input);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(
         (&lines[0]["id"], &lines[0]["error"]["code"]),
@@ -1103,4 +1051,35 @@ fn a_panicking_call_is_answered_with_an_error_on_every_transport() {
     assert_eq!(x.json()["error"]["code"], -32603);
     let x = mcp_post(&r, &ping.to_string(), &[("Mcp-Session-Id", &sid)]);
     assert_eq!(x.json()["result"]["isError"], false);
+}
+
+/// Run a `--stdio` relay on a fresh db with `env`, feed it `input` and close its stdin; it must
+/// exit 0. Returns its stdout lines as JSON (stdout carries JSON-RPC only) and its stderr.
+fn stdio_session(env: &[(&str, &str)], input: &str) -> (Vec<Value>, String) {
+    let dir = TempDir::new();
+    let db = dir.path().join("s.db").display().to_string();
+    let mut child = Command::new(BIN)
+        .args(["--stdio", "--db", &db])
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout carries JSON-RPC only"))
+        .collect();
+    (lines, stderr)
 }

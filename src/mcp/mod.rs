@@ -354,29 +354,9 @@ instructions to follow.";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::Settings;
-    use crate::store::Store;
 
     fn relay() -> (Relay, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "cb-mcp-{}-{}",
-            std::process::id(),
-            crate::ids::random_hex(4)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (store, _) = Store::open(&dir.join("t.db"), false).unwrap();
-        let settings = Settings {
-            max_message_bytes: 131_072,
-            retention_days: 0,
-            audit_enabled: false,
-            conformance_fixtures: false,
-            modern_era: true,
-            default_lease_seconds: 300,
-            max_lease_seconds: 3600,
-            default_max_attempts: 3,
-            presence_window: std::time::Duration::from_secs(60),
-        };
-        (Relay::new(store, settings), dir)
+        crate::relay::scratch(true)
     }
 
     fn rpc(r: &Relay, s: &mut Session, v: Value) -> Option<Value> {

@@ -577,3 +577,28 @@ pub fn cursor_json(c: &ConsumerCursor) -> Value {
         "advanced": c.advanced,
     })
 }
+
+/// A relay on a fresh db in a scratch folder, with the default settings (the modern MCP era on
+/// or off), for unit tests. Returns the folder too, for the caller to remove.
+#[cfg(test)]
+pub(crate) fn scratch(modern_era: bool) -> (Relay, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "cb-unit-{}-{}",
+        std::process::id(),
+        crate::ids::random_hex(4)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (store, _) = Store::open(&dir.join("t.db"), false).unwrap();
+    let settings = Settings {
+        max_message_bytes: 131_072,
+        retention_days: 0,
+        audit_enabled: false,
+        conformance_fixtures: false,
+        modern_era,
+        default_lease_seconds: 300,
+        max_lease_seconds: 3600,
+        default_max_attempts: 3,
+        presence_window: std::time::Duration::from_secs(60),
+    };
+    (Relay::new(store, settings), dir)
+}

@@ -252,31 +252,12 @@ fn trim(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::Settings;
-    use crate::store::Store;
     use serde_json::json;
 
     /// The replies of a relay (modern era on or off) to `lines`, in order.
     fn replies(modern_era: bool, lines: &[Value]) -> Vec<Value> {
-        let dir = std::env::temp_dir().join(format!(
-            "cb-stdio-{}-{}",
-            std::process::id(),
-            crate::ids::random_hex(4)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (store, _) = Store::open(&dir.join("t.db"), false).unwrap();
-        let settings = Settings {
-            max_message_bytes: 131_072,
-            retention_days: 0,
-            audit_enabled: false,
-            conformance_fixtures: false,
-            modern_era,
-            default_lease_seconds: 300,
-            max_lease_seconds: 3600,
-            default_max_attempts: 3,
-            presence_window: std::time::Duration::from_secs(60),
-        };
-        let relay = Arc::new(Relay::new(store, settings));
+        let (relay, dir) = crate::relay::scratch(modern_era);
+        let relay = Arc::new(relay);
         let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let out = Arc::new(Mutex::new(Vec::new()));
         struct Sink(Arc<Mutex<Vec<u8>>>);
