@@ -23,13 +23,15 @@
 //! [`mcp::handle`]. The [`client`] wing talks to a relay from
 //! outside (scripting subcommands, the terminal UI); [`cli`] parses every argv.
 //!
-//! Imports run one way, with no circle: `main` → [`app`] → [`http`] (+ [`hangups`],
-//! [`parked`]) → [`transport`] / [`api`] / [`events`] / [`login`] → [`mcp`] → [`relay`] →
-//! [`store`] + [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`] /
-//! [`metrics`] / [`wire`]; `main` → [`client`] → [`cli`]; [`config`] → [`cli`] at the bottom
-//! beside them. [`parked`] → [`hub`] + [`wire`]; [`wire`] names [`hub`]'s `Ticket` (what a
-//! parked reply carries), and [`hub`] imports nothing above it.
-//! `client::agents` (the `agent` subcommand on a db file) also calls [`relay`] directly.
+//! Imports run one way, with no circle (checked over every `crate::` path): `main` → [`app`] →
+//! [`http`] (+ [`hangups`], [`parked`]) → [`config`] → [`transport`] / [`api`] / [`events`] /
+//! [`login`] (+ [`expiring`], [`dashboard`]) → [`mcp`] → [`wire`] → [`relay`] → [`store`] +
+//! [`hub`] → [`model`] / [`validate`] / [`json`] / [`clock`] / [`ids`] / [`error`] /
+//! [`metrics`]; and `main` → [`client`] → [`config`] / [`cli`] (→ [`validate`]). [`config`]
+//! reads the defaults it resolves from [`relay`] and [`transport`]; [`wire`] carries who a
+//! request acts as (`relay::agents::Principal`) and the hub ticket of a parked reply, so it
+//! sits just above [`relay`]; `client::agents` (the `agent` subcommand on a db file) opens the
+//! relay and store directly.
 //!
 //! Who asks: the pipeline's authentication turns a request into a
 //! [`relay::agents::Principal`] (the admin, or an agent by its own token), carried in

@@ -1,5 +1,5 @@
 //! Counters for `GET /metrics` (Prometheus text format 0.0.4): requests by route label (the
-//! route table's, `http::routes`) and status,
+//! route table's, `http::routes`, which also turns the text into the reply) and status,
 //! sends, database busy answers, and gauges read at scrape time (messages stored, open streams
 //! by kind, waiters, uptime). Counting a request takes one short lock on a small map.
 
@@ -57,14 +57,6 @@ impl Metrics {
     pub fn request(&self, route: &'static str, status: u16) {
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry((route, status)).or_insert(0) += 1;
-    }
-
-    /// `GET /metrics`: the exposition as a reply.
-    pub fn reply(&self, g: &Gauges) -> crate::wire::Reply {
-        let mut r = crate::wire::Reply::empty(200)
-            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-        r.body = self.render(g).into_bytes();
-        r
     }
 
     /// The exposition text.

@@ -375,7 +375,7 @@ fn metrics(ctx: &Ctx) -> Reply {
         Ok(c) => (c.values().map(|s| s.count).sum(), c.len() as u64),
         Err(e) => return api::handled(Err(e)),
     };
-    ctx.metrics.reply(&crate::metrics::Gauges {
+    let text = ctx.metrics.render(&crate::metrics::Gauges {
         messages,
         channels,
         streams: vec![
@@ -385,7 +385,11 @@ fn metrics(ctx: &Ctx) -> Reply {
         ],
         in_flight: ctx.busy.load(std::sync::atomic::Ordering::SeqCst) as u64,
         uptime_seconds: ctx.relay.uptime_seconds(),
-    })
+    });
+    let mut r =
+        Reply::empty(200).with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    r.body = text.into_bytes();
+    r
 }
 
 #[cfg(test)]
