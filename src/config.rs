@@ -781,6 +781,63 @@ mod tests {
         bad("CLAUDE_BRIDGE_RETENTION_DAYS", "-1");
     }
 
+    /// The request-reading and map limits (issue 17): each refused one past its range and
+    /// taken at both ends of it (`None`: no upper bound).
+    #[test]
+    fn hardening_limits_at_their_edges() {
+        type Get = fn(&Limits) -> u64;
+        let cases: [(&str, u64, Option<u64>, Get); 10] = [
+            ("CLAUDE_BRIDGE_SILENT_SECONDS", 1, Some(10), |l| {
+                l.silent_seconds
+            }),
+            ("CLAUDE_BRIDGE_BODY_TIMEOUT_SECONDS", 1, Some(600), |l| {
+                l.body_timeout_seconds
+            }),
+            (
+                "CLAUDE_BRIDGE_MAX_HEAD_BYTES",
+                1024,
+                Some(2 * 1024 * 1024),
+                |l| l.max_head_bytes as u64,
+            ),
+            ("CLAUDE_BRIDGE_HEAD_MEMORY_BYTES", 65_536, None, |l| {
+                l.head_memory_bytes as u64
+            }),
+            ("CLAUDE_BRIDGE_BODY_MEMORY_BYTES", 0, None, |l| {
+                l.body_memory_bytes as u64
+            }),
+            ("CLAUDE_BRIDGE_MAX_MCP_SESSIONS", 1, None, |l| {
+                l.max_mcp_sessions as u64
+            }),
+            ("CLAUDE_BRIDGE_MAX_LOGINS", 1, None, |l| l.max_logins as u64),
+            ("CLAUDE_BRIDGE_MAX_WAITING", 1, None, |l| {
+                l.max_waiting as u64
+            }),
+            ("CLAUDE_BRIDGE_AUDIT_DETAIL_BYTES", 16, Some(16_384), |l| {
+                l.audit_detail_bytes as u64
+            }),
+            ("CLAUDE_BRIDGE_AUDIT_FOLD_SECONDS", 0, Some(3600), |l| {
+                l.audit_fold_seconds
+            }),
+        ];
+        let limits = |k: &str, v: String| resolve_with(RawArgs::default(), &[(k, &v)]);
+        for (k, min, max, get) in cases {
+            let at = |v: u64| get(&limits(k, v.to_string()).unwrap().limits);
+            assert_eq!(at(min), min, "{k}");
+            if min > 0 {
+                assert!(limits(k, (min - 1).to_string()).is_err(), "{k} below");
+            } else {
+                assert!(limits(k, "-1".into()).is_err(), "{k} negative");
+            }
+            match max {
+                Some(max) => {
+                    assert_eq!(at(max), max, "{k}");
+                    assert!(limits(k, (max + 1).to_string()).is_err(), "{k} above");
+                }
+                None => assert_eq!(at(1 << 40), 1 << 40, "{k}"),
+            }
+        }
+    }
+
     #[test]
     fn precedence() {
         let dir = std::env::temp_dir().join(format!("cb-config-{}", std::process::id()));
