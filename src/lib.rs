@@ -121,13 +121,16 @@
 //!   tools and the event streams call. `relay::agents`: agents, grants (`PATTERN=MODE`), the
 //!   principal, the checks (`check`, `check_admin`, `check_sender`) and agent management;
 //!   `relay::presence`: last seen, holds, cards, the roster; `relay::live`: the relay-wide
-//!   event feed (a ring in memory) behind `/events/relay`.
+//!   event feed (a ring in memory) behind `/events/relay`; `relay::audit`: rejections audited
+//!   as a bounded excerpt, repeats folded into one row.
 //! - [`store`]: SQLite. `mod.rs`: opening, pragmas, the mutex, readiness and checkpoint;
 //!   `schema` (and forward migration), `messages` (reads, acks, clears), `sends` (group commit:
 //!   concurrent sends queue, the first to take the connection stores every queued one in one
 //!   transaction, a savepoint each, and each reply still follows its own `COMMIT`), `tasks`
 //!   (the queue's SQL), `audit`, `outbox` (the event outbox and the `data_version` watcher),
-//!   `housekeeping` (sweeps), `stats` (channel statistics kept in memory).
+//!   `notify` (inotify on the db and its WAL, which ends the watcher's sleep on another
+//!   process's write), `agents` (agents by token hash, grants, presence rows), `housekeeping`
+//!   (sweeps), `stats` (channel statistics kept in memory).
 //! - [`hub`]: wake-ups for waiters, with tickets that make lost wake-ups impossible.
 //! - [`model`]: stored messages and their four JSON representations; `model::envelope`,
 //!   protocol-v1 envelopes (checks and canonical form).
